@@ -1,0 +1,213 @@
+"""The tables of the customer store, as SQLAlchemy Core objects.
+
+This module is what the code queries; the migrations under ``migrations/``
+are what builds a database, and ``tests/store/test_migrations.py`` proves the
+two agree. Change both together.
+
+Index design (the segment compiler relies on these):
+
+* ``ix_events_customer_type_ts`` (customer_id, type, ts) answers "events of
+  type T for customer C within a window" — every per-customer aggregate.
+* ``ix_events_type_ts`` (type, ts) answers "all events of type T within a
+  window" — store-wide aggregates and planning scans.
+* ``uq_events_event_id`` makes re-importing the same events a no-op.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# JSONB on PostgreSQL: indexable and compact; plain JSON text on SQLite.
+Json = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcInstant(TypeDecorator[datetime]):
+    """An aware instant, stored in UTC.
+
+    PostgreSQL keeps ``timestamptz``; SQLite has no time zones and SQLAlchemy
+    would silently drop the offset, so the value is converted to UTC first and
+    read back as UTC. A naive datetime is a bug in the caller and is refused.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware instant")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def sqlite_instant(value: datetime) -> str:
+    """The text SQLite stores for an aware instant (what ``UtcInstant`` writes)."""
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}"
+
+
+Instant = UtcInstant()
+
+CUSTOMER_TYPES = ("individual", "corporate", "government")
+CHANNELS = ("email", "push", "sms", "in_app", "web")
+PURPOSES = ("marketing", "transactional")
+SUPPRESSION_REASONS = ("unsubscribed", "hard_bounce", "spam_complaint", "manual")
+PLATFORMS = ("ios", "android", "web")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", String(128), primary_key=True, comment="the shop's own customer id"),
+    Column("email", String(320)),
+    Column("phone", String(32)),
+    Column("first_name", String(100)),
+    Column("last_name", String(100)),
+    Column("birth_date", Date),
+    Column("gender", String(32)),
+    Column("country", String(2), comment="ISO 3166-1 alpha-2"),
+    Column("region", String(100)),
+    Column("city", String(100)),
+    Column("neighborhood", String(100)),
+    Column("timezone", String(64), comment="IANA zone, e.g. Europe/Madrid"),
+    Column("locale", String(16), comment="BCP 47, e.g. es-ES"),
+    Column("customer_type", String(16), nullable=False, server_default="individual"),
+    Column("created_at", Instant, nullable=False),
+    Column("updated_at", Instant, nullable=False),
+    Column("attributes", Json, nullable=False, comment="every other column the shop sends"),
+    CheckConstraint(_one_of("customer_type", CUSTOMER_TYPES), name="customer_type"),
+    Index(None, "email"),
+    Index(None, "country", "region", "city", "neighborhood"),
+)
+
+attribute_keys = Table(
+    "attribute_keys",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value_type", String(16), nullable=False, comment="number | text | bool | date"),
+    Column("first_seen_at", Instant, nullable=False),
+)
+
+device_tokens = Table(
+    "device_tokens",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "customer_id", ForeignKey("customers.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("platform", String(16), nullable=False),
+    Column("token", String(4096), nullable=False, unique=True),
+    Column("created_at", Instant, nullable=False),
+    Column("last_seen_at", Instant, nullable=False),
+    Column("invalidated_at", Instant, comment="set when the provider says the token is dead"),
+    CheckConstraint(_one_of("platform", PLATFORMS), name="platform"),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("customer_id", ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True),
+    Column("channel", String(16), primary_key=True),
+    Column("purpose", String(16), primary_key=True),
+    Column("granted", Boolean, nullable=False),
+    Column("source", String(200), nullable=False, comment="where the consent was given"),
+    Column("updated_at", Instant, nullable=False),
+    CheckConstraint(_one_of("channel", CHANNELS), name="channel"),
+    CheckConstraint(_one_of("purpose", PURPOSES), name="purpose"),
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("channel", String(16), primary_key=True),
+    Column("address", String(4096), primary_key=True, comment="email (lower-case), phone, token"),
+    Column("reason", String(32), nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("created_at", Instant, nullable=False),
+    CheckConstraint(_one_of("channel", CHANNELS), name="channel"),
+    CheckConstraint(_one_of("reason", SUPPRESSION_REASONS), name="reason"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_id", String(128), unique=True, comment="the sender's id; duplicates skipped"),
+    Column("customer_id", ForeignKey("customers.id", ondelete="CASCADE"), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("ts", Instant, nullable=False, comment="when it happened, UTC"),
+    Column("value", Float, comment="properties.value as a number, for fast aggregates"),
+    Column("properties", Json, nullable=False),
+    Index("ix_events_customer_type_ts", "customer_id", "type", "ts"),
+    Index("ix_events_type_ts", "type", "ts"),
+)
+
+event_properties = Table(
+    "event_properties",
+    metadata,
+    Column("type", String(64), primary_key=True),
+    Column("property", String(100), primary_key=True),
+    Column("value_type", String(16), nullable=False, comment="number|text|bool|list|object"),
+    Column("first_seen_at", Instant, nullable=False),
+)
+
+__all__ = [
+    "CHANNELS",
+    "CUSTOMER_TYPES",
+    "PLATFORMS",
+    "PURPOSES",
+    "SUPPRESSION_REASONS",
+    "attribute_keys",
+    "consents",
+    "customers",
+    "device_tokens",
+    "event_properties",
+    "events",
+    "metadata",
+    "sqlite_instant",
+    "suppressions",
+]
