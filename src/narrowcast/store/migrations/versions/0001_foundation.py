@@ -82,7 +82,7 @@ def upgrade() -> None:
             "value_type",
             sa.String(length=16),
             nullable=False,
-            comment="number | text | bool | list | object",
+            comment="number|text|bool|list|object",
         ),
         sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("type", "property", name=op.f("pk_event_properties")),
