@@ -143,7 +143,7 @@ def import_() -> None:
 @import_.command("customers")
 @_import_options
 @pass_app
-def import_customers_command(app: _App, **kwargs: Any) -> None:
+def import_customers_command(app: _App, /, **kwargs: Any) -> None:
     """Upsert customers by id from FILE (.csv, .jsonl, .gz, or - for stdin)."""
     _run_import(app, import_customers, **kwargs)
 
@@ -151,7 +151,7 @@ def import_customers_command(app: _App, **kwargs: Any) -> None:
 @import_.command("events")
 @_import_options
 @pass_app
-def import_events_command(app: _App, **kwargs: Any) -> None:
+def import_events_command(app: _App, /, **kwargs: Any) -> None:
     """Append events from FILE (.csv, .jsonl, .gz, or - for stdin)."""
     _run_import(app, import_events, **kwargs)
 

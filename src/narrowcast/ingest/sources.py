@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, cast
 
 import orjson
 
@@ -92,7 +92,7 @@ def read_rows(source: Source, on_bytes: Callable[[int], None] | None = None) -> 
 def _check_format(format: str) -> Format:
     if format not in FORMATS:
         raise SourceError(f"unknown format {format!r}: use csv or jsonl")
-    return format  # type: ignore[return-value]
+    return format
 
 
 def _open_binary(source: Source) -> IO[bytes]:
@@ -100,7 +100,7 @@ def _open_binary(source: Source) -> IO[bytes]:
         return sys.stdin.buffer
     try:
         if source.path.suffix.lower() == ".gz":
-            return gzip.open(source.path, "rb")
+            return cast(IO[bytes], gzip.open(source.path, "rb"))
         return source.path.open("rb")
     except OSError as exc:
         raise SourceError(f"{source.name}: cannot open: {exc.strerror}") from exc

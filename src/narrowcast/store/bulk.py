@@ -47,7 +47,9 @@ class EventWriter:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._dialect = conn.dialect.name
-        self._raw = conn.connection.driver_connection
+        raw = conn.connection.driver_connection
+        assert raw is not None, "the connection is closed"
+        self._raw: Any = raw
         self._catalogued: set[tuple[str, str, str]] = set()
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_STAGE}")
         conn.exec_driver_sql(_STAGE_DDL[self._dialect])
