@@ -155,7 +155,10 @@ class CustomerSink:
             raise ValueError("id: missing — every customer needs the shop's customer id")
         return change
 
-    def flush(self, items: list[CustomerChange]) -> list[tuple[int, str]]:
+    def writer(self, items: list[CustomerChange]) -> Callable[[], list[tuple[int, str]]]:
+        return lambda: self._write(items)
+
+    def _write(self, items: list[CustomerChange]) -> list[tuple[int, str]]:
         now = datetime.now(UTC)
         merged: dict[str, dict[str, Any]] = {}
         existing = fetch_by_key(self._conn, customers, "id", list({c.id for c in items}))

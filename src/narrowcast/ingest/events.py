@@ -90,10 +90,27 @@ Other properties and other event types are accepted as they are.
 """
 
 REQUIRED: dict[str, tuple[str, ...]] = {"nps_response": ("score",)}
+_TOP_LEVEL = frozenset({"customer_id", "type", "ts", "event_id"})
+
+# The catalogue records property types by Python class: cheaper per row than
+# looking at every value, and the same answer for event properties.
+_KIND_OF_CLASS: dict[type, str] = {
+    str: "text",
+    int: "number",
+    float: "number",
+    bool: "bool",
+    list: "list",
+    dict: "object",
+}
 
 
 class EventSink:
-    """Parses event rows and writes them through the store's ``EventWriter``."""
+    """Parses event rows and writes them through the store's ``EventWriter``.
+
+    ``parse`` is the hot path of every import, so the common case — known
+    type, known property names, a string timestamp — costs a few set
+    operations; the careful checks with their messages run for what is new.
+    """
 
     def __init__(
         self, conn: Connection, report: ImportReport, *, infer: bool, default_tz: tzinfo | None
@@ -103,31 +120,58 @@ class EventSink:
         self._report = report
         self._infer = infer
         self._default_tz = default_tz
-        self._seen: set[tuple[str, str, str]] = set()
+        self._good_types: set[str] = set()
+        self._good_names: set[str] = set()
+        self._catalogued: dict[str, set[str]] = {}
+        self._new_kinds: list[tuple[str, str, str]] = []
         self._now = datetime.now(UTC)
 
     def parse(self, row: Row) -> StagedEvent:
-        assert row.fields is not None
-        fields = dict(row.fields)
-        customer = fields.pop("customer_id", None)
-        if customer is None or customer == "":
-            raise ValueError("customer_id: missing — every event needs the customer it belongs to")
-        customer = coerce.text(customer, "customer_id", 128)
-        kind = fields.pop("type", None)
-        if not isinstance(kind, str) or not _TYPE.fullmatch(kind):
-            raise ValueError(_type_reason(kind))
+        fields = row.fields
+        assert fields is not None
+        customer = fields.get("customer_id")
+        if type(customer) is not str or not 0 < len(customer) <= 128:
+            customer = _customer_id(customer)
+        kind = fields.get("type")
+        if type(kind) is not str or kind not in self._good_types:
+            if not isinstance(kind, str) or not _TYPE.fullmatch(kind):
+                raise ValueError(_type_reason(kind))
+            self._good_types.add(kind)
         if "ts" not in fields:
             raise ValueError("ts: missing — every event needs its ISO 8601 timestamp")
-        ts = coerce.instant(fields.pop("ts"), "ts", self._default_tz)
-        event_id = fields.pop("event_id", None)
+        ts = coerce.instant(fields["ts"], "ts", self._default_tz)
+        event_id = fields.get("event_id")
         if event_id is not None:
             event_id = coerce.text(event_id, "event_id", 128) or None
-        properties = self._properties(kind, fields)
+        properties = {key: value for key, value in fields.items() if key not in _TOP_LEVEL}
+        if "properties" in fields:
+            properties = _merge_nested(fields["properties"], properties)
+        if not properties.keys() <= self._good_names:
+            for key in properties.keys() - self._good_names:
+                self._good_names.add(coerce.name(key, "property"))
+        if self._infer:
+            properties = {
+                k: coerce.infer(v) if isinstance(v, str) else v for k, v in properties.items()
+            }
+        checks = VOCABULARY.get(kind)
+        if checks is not None:
+            for key in checks.keys() & properties.keys():
+                if properties[key] is not None:
+                    properties[key] = checks[key](properties[key], key)
+            for key in REQUIRED.get(kind, ()):
+                if properties.get(key) is None:
+                    raise ValueError(f"{key}: missing — a {kind} event needs it")
         value = properties.get("value")
-        if value is not None:
+        if value is not None and value.__class__ is not float:
             value = coerce.number(value, "value")
-        for key, item in properties.items():
-            self._seen.add((kind, key, coerce.kind(item)))
+        catalogued = self._catalogued.setdefault(kind, set())
+        if not properties.keys() <= catalogued:
+            for key in properties.keys() - catalogued:
+                if properties[key] is not None:
+                    catalogued.add(key)
+                    self._new_kinds.append(
+                        (kind, key, _KIND_OF_CLASS.get(type(properties[key]), "text"))
+                    )
         return (
             row.line,
             event_id,
@@ -138,40 +182,40 @@ class EventSink:
             orjson.dumps(properties).decode(),
         )
 
-    def flush(self, items: list[StagedEvent]) -> list[tuple[int, str]]:
-        result = self._writer.write(items)
+    def writer(self, items: list[StagedEvent]) -> Callable[[], list[tuple[int, str]]]:
+        # Staging is per-row driver work that needs the GIL, so it runs here;
+        # the long statements that follow run on the writer thread.
+        self._writer.stage(items)
+        new_kinds, self._new_kinds = self._new_kinds, []
+        return lambda: self._write(len(items), new_kinds)
+
+    def finish(self) -> None:
+        self._writer.close()
+
+    def _write(self, staged: int, new_kinds: list[tuple[str, str, str]]) -> list[tuple[int, str]]:
+        result = self._writer.move(staged)
         self._report.inserted += result.inserted
         self._report.duplicates += result.duplicates
-        self._writer.catalogue(self._seen, self._now)
-        self._seen.clear()
+        self._writer.catalogue(new_kinds, self._now)
         return [
             (line, f"customer_id: no customer {customer!r} in the store — import customers first")
             for line, customer in result.unknown_customers
         ]
 
-    def finish(self) -> None:
-        self._writer.close()
 
-    def _properties(self, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
-        nested = fields.pop("properties", None)
-        if nested is not None:
-            if not isinstance(nested, dict):
-                raise ValueError("properties: expected a JSON object of event properties")
-            fields = {**nested, **fields}
-        checks = VOCABULARY.get(kind, {})
-        properties: dict[str, Any] = {}
-        for key, value in fields.items():
-            coerce.name(key, "property")
-            if self._infer and isinstance(value, str):
-                value = coerce.infer(value)
-            check = checks.get(key)
-            if check is not None and value is not None:
-                value = check(value, key)
-            properties[key] = value
-        for key in REQUIRED.get(kind, ()):
-            if properties.get(key) is None:
-                raise ValueError(f"{key}: missing — a {kind} event needs it")
+def _customer_id(value: Any) -> str:
+    if value is None or value == "":
+        raise ValueError("customer_id: missing — every event needs the customer it belongs to")
+    return coerce.text(value, "customer_id", 128)
+
+
+def _merge_nested(nested: Any, properties: dict[str, Any]) -> dict[str, Any]:
+    del properties["properties"]
+    if nested is None:
         return properties
+    if not isinstance(nested, dict):
+        raise ValueError("properties: expected a JSON object of event properties")
+    return {**nested, **properties}
 
 
 def import_events(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Generic, Protocol, TypeVar
@@ -35,8 +36,14 @@ class Sink(Protocol[Item]):
         """A typed record for a row, or ``ValueError`` with the reason to show."""
         ...
 
-    def flush(self, items: list[Item]) -> list[tuple[int, str]]:
-        """Write a batch; return (line, reason) for each item the store refused."""
+    def writer(self, items: list[Item]) -> Callable[[], list[tuple[int, str]]]:
+        """The write of one full batch, to run on the writer thread.
+
+        Called on the parsing thread; whatever the write needs from the sink's
+        parsing state must be taken here, because ``parse`` goes on while the
+        returned job runs. The job returns (line, reason) for every item the
+        store refused.
+        """
         ...
 
     def finish(self) -> None: ...
@@ -97,6 +104,10 @@ class _Rejects:
         self._file: IO[bytes] | None = None
         if options.skip_invalid:
             path = options.rejects_path or _default_rejects_path(source)
+            if not path.parent.is_dir():  # found now, not at the first bad row half-way in
+                raise ImportFailed(
+                    f"{path}: cannot write rejected rows there — {path.parent} is not a folder"
+                )
             path.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
             report.rejects_path = path
 
@@ -137,20 +148,23 @@ def run_import(
         with store.begin() as conn:
             sink = make_sink(conn, report)
             batch = _Batch[Item](sink, rejects, keep_records=options.skip_invalid)
-            for row in read_rows(source, options.on_bytes):
-                report.read += 1
-                if row.fields is None:
-                    rejects.add(row.line, row.error or "unreadable", None, row.text)
-                else:
-                    try:
-                        batch.add(row, sink.parse(row))
-                    except ValueError as exc:
-                        rejects.add(row.line, str(exc), row.fields, None)
-                if len(batch) >= options.batch_size:
-                    batch.flush()
-                if rejects.full:
-                    break
-            batch.flush()
+            try:
+                for row in read_rows(source, options.on_bytes):
+                    report.read += 1
+                    if row.fields is None:
+                        rejects.add(row.line, row.error or "unreadable", None, row.text)
+                    else:
+                        try:
+                            batch.add(row, sink.parse(row))
+                        except ValueError as exc:
+                            rejects.add(row.line, str(exc), row.fields, None)
+                    if len(batch) >= options.batch_size:
+                        batch.flush()
+                    if rejects.full:
+                        break
+                batch.flush()
+            finally:
+                batch.close()
             sink.finish()
             report.seconds = time.perf_counter() - started
             if report.rejected and not options.skip_invalid:
@@ -161,12 +175,24 @@ def run_import(
 
 
 class _Batch(Generic[Item]):
+    """Items waiting to be written, and the batch being written right now.
+
+    Writing runs on one helper thread while the main thread parses the next
+    batch: the database works (in its own process for PostgreSQL, without the
+    GIL for SQLite) while Python parses, so an import uses both cores. At most
+    one batch is in flight and the connection is only ever used by one thread
+    at a time.
+    """
+
     def __init__(self, sink: Sink[Item], rejects: _Rejects, keep_records: bool) -> None:
         self._sink = sink
         self._rejects = rejects
         self._items: list[Item] = []
         self._records: dict[int, dict[str, Any]] = {}
         self._keep = keep_records
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="narrowcast-import")
+        self._in_flight: Future[list[tuple[int, str]]] | None = None
+        self._in_flight_records: dict[int, dict[str, Any]] = {}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -177,12 +203,30 @@ class _Batch(Generic[Item]):
             self._records[row.line] = row.fields
 
     def flush(self) -> None:
+        """Hand the pending items to the writer thread (after the previous batch is done)."""
+        self.wait()
         if not self._items:
             return
-        for line, reason in self._sink.flush(self._items):
-            self._rejects.add(line, reason, self._records.get(line), None)
+        self._in_flight = self._writer.submit(self._sink.writer(self._items))
+        self._in_flight_records = self._records
         self._items = []
         self._records = {}
+
+    def wait(self) -> None:
+        """Finish the batch in flight and collect what the store refused."""
+        if self._in_flight is None:
+            return
+        refused = self._in_flight.result()
+        self._in_flight = None
+        for line, reason in refused:
+            self._rejects.add(line, reason, self._in_flight_records.get(line), None)
+        self._in_flight_records = {}
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._writer.shutdown(wait=True)
 
 
 def _failure_message(report: ImportReport, options: ImportOptions, source: Source) -> str:

@@ -82,7 +82,8 @@ class UtcInstant(TypeDecorator[datetime]):
 
 def sqlite_instant(value: datetime) -> str:
     """The text SQLite stores for an aware instant (what ``UtcInstant`` writes)."""
-    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}"
+    # isoformat is several times faster than strftime on the import hot path.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 Instant = UtcInstant()
