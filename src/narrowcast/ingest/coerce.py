@@ -18,6 +18,7 @@ _FALSE = frozenset({"false", "no", "n", "0", "f"})
 _INT = re.compile(r"-?(0|[1-9][0-9]{0,17})")
 _FLOAT = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_LONG_INT = re.compile(r"-?[0-9]+")  # too long for _INT: as a float it would lose digits
 
 
 def instant(value: Any, field: str, default_tz: tzinfo | None) -> datetime:
@@ -37,7 +38,10 @@ def instant(value: Any, field: str, default_tz: tzinfo | None) -> datetime:
                 "or pass --tz ZONE to say which time zone naive timestamps are in"
             )
         parsed = parsed.replace(tzinfo=default_tz)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:30+01:00 is before year 1 in UTC
+        raise ValueError(f"{field}: {value!r} is out of range once converted to UTC") from None
 
 
 def number(value: Any, field: str) -> float:
@@ -119,8 +123,10 @@ def infer(cell: str) -> Any:
     """
     if _INT.fullmatch(cell):
         return int(cell)
-    if _FLOAT.fullmatch(cell):
-        return float(cell)
+    if _FLOAT.fullmatch(cell) and not _LONG_INT.fullmatch(cell):
+        result = float(cell)
+        if math.isfinite(result):  # 1e400 would be stored as null (events) or break JSONB
+            return result
     lowered = cell.lower()
     if lowered == "true":
         return True

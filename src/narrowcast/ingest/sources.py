@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import gzip
 import sys
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +50,9 @@ class Source:
 
     @property
     def size(self) -> int | None:
-        """Bytes on disk, for the progress bar; ``None`` when unknown."""
-        if self.path is None:
+        """Bytes the progress bar will be told about; ``None`` when unknown."""
+        if self.path is None or self.path.suffix.lower() == ".gz":
+            # Progress counts decompressed bytes, which the file's size says nothing about.
             return None
         try:
             return self.path.stat().st_size
@@ -83,10 +85,14 @@ def read_rows(source: Source, on_bytes: Callable[[int], None] | None = None) -> 
     """Yield every non-blank row of ``source`` with its 1-based line number."""
     with _open_binary(source) as fh:
         lines = _count_bytes(fh, on_bytes) if on_bytes else fh
-        if source.format == "jsonl":
-            yield from _jsonl_rows(lines)
-        else:
-            yield from _csv_rows(source, lines)
+        try:
+            if source.format == "jsonl":
+                yield from _jsonl_rows(lines)
+            else:
+                yield from _csv_rows(source, lines)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+            # Only gzip raises these: not gzip at all, truncated, or corrupt.
+            raise SourceError(f"{source.name}: cannot decompress this gzip file: {exc}") from exc
 
 
 def _check_format(format: str) -> Format:
@@ -130,10 +136,20 @@ def _jsonl_rows(lines: IO[bytes] | Iterator[bytes]) -> Iterator[Row]:
             yield Row(number, None, _json_reason(exc), raw.decode("utf-8", "replace").rstrip())
             continue
         if type(value) is not dict:
-            got = type(value).__name__.replace("dict", "object").replace("list", "array")
+            got = _JSON_NAMES.get(type(value), type(value).__name__)
             yield Row(number, None, f"expected a JSON object, got {got}", raw.decode().rstrip())
             continue
         yield Row(number, value)
+
+
+_JSON_NAMES: dict[type, str] = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "true/false",
+    type(None): "null",
+}
 
 
 def _json_reason(exc: orjson.JSONDecodeError) -> str:
@@ -175,7 +191,8 @@ def _csv_rows(source: Source, lines: IO[bytes] | Iterator[bytes]) -> Iterator[Ro
         except StopIteration:
             return
         except csv.Error as exc:
-            yield Row(reader.line_num, None, f"not valid CSV: {exc}")
+            # The row's first line: an unclosed quote only fails at the end of the file.
+            yield Row(previous_end + 1, None, f"not valid CSV: {exc}")
             previous_end = reader.line_num
             continue
         start, previous_end = previous_end + 1, reader.line_num
