@@ -508,23 +508,14 @@ def test_an_event_id_seen_twice_in_a_file_is_stored_once(
         ("e-2", 20.0),
     ]
     assert (report.read, report.inserted, report.duplicates) == (3, 2, 1)
-    assert "3 rows read, 2 new, 1 duplicates skipped in" in report.summary()
+    assert "3 rows read, 2 new, 1 duplicate skipped in" in report.summary()
 
 
 @pytest.mark.parametrize(
     "batch_size",
     [
         pytest.param(1, id="one-per-batch"),
-        pytest.param(
-            10_000,
-            id="one-batch",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="store/bulk.py moves a batch ORDER BY customer_id, type, ts, line "
-                "(commit 283a80a), so within one batch the copy that sorts first wins, "
-                "not the first one in the file",
-            ),
-        ),
+        pytest.param(10_000, id="one-batch"),
     ],
 )
 def test_of_two_events_with_one_id_the_first_in_the_file_is_kept(
@@ -776,6 +767,29 @@ def test_rejects_go_to_the_path_asked_for(store: Store, tmp_path: Path) -> None:
     assert not (tmp_path / "events.jsonl.rejects.jsonl").exists()
     assert f"1 rejected (see {elsewhere})" in report.summary()
     assert row_counts(store)["events"] == 1
+
+
+def test_an_unwritable_rejects_location_stores_nothing(store: Store, tmp_path: Path) -> None:
+    """The rejects file is opened at the first bad row; failing then must roll everything back."""
+    add_customers(store, ["c1"])
+    path = write_rows(tmp_path / "events.jsonl", [event(), event(type="Bad Type")])
+    # /proc refuses new files even to root, so open() fails at the first bad row.
+    unwritable = Path("/proc/narrowcast-rejects.jsonl")
+
+    with pytest.raises(ImportFailed, match=r"cannot write rejected rows there.*--rejects"):
+        run(store, path, skip_invalid=True, rejects_path=unwritable)
+
+    assert row_counts(store)["events"] == 0
+
+
+def test_a_folder_as_rejects_location_is_refused_up_front(store: Store, tmp_path: Path) -> None:
+    add_customers(store, ["c1"])
+    path = write_rows(tmp_path / "events.jsonl", [event(), event(type="Bad Type")])
+
+    with pytest.raises(ImportFailed, match="is a folder"):
+        run(store, path, skip_invalid=True, rejects_path=tmp_path)
+
+    assert row_counts(store)["events"] == 0
 
 
 # --- streaming ------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def test_imports_print_one_summary_line_and_exit_0(
     assert re.fullmatch(
         re.escape(str(events))
         + ": "
-        + SUMMARY.format(kind="events", counts="3 rows read, 2 new, 1 duplicates skipped")
+        + SUMMARY.format(kind="events", counts="3 rows read, 2 new, 1 duplicate skipped")
         + "\n",
         second.stdout,
     )

@@ -92,6 +92,8 @@ def calendar_date(value: Any, field: str) -> date:
 
 
 def text(value: Any, field: str, max_length: int) -> str:
+    if type(value) is str and len(value) <= max_length:  # the common case, fast
+        return value.strip()
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"{field}: expected text, got {_show(value)}")
     result = str(value).strip()

@@ -73,7 +73,8 @@ class ImportReport:
         if self.kind == "customers":
             parts.append(f"{self.updated:,} updated")
         if self.duplicates:
-            parts.append(f"{self.duplicates:,} duplicates skipped")
+            noun = "duplicate" if self.duplicates == 1 else "duplicates"
+            parts.append(f"{self.duplicates:,} {noun} skipped")
         if self.rejected:
             where = f" (see {self.rejects_path})" if self.rejects_path else ""
             parts.append(f"{self.rejected:,} rejected{where}")
@@ -108,6 +109,8 @@ class _Rejects:
                 raise ImportFailed(
                     f"{path}: cannot write rejected rows there — {path.parent} is not a folder"
                 )
+            if path.is_dir():
+                raise ImportFailed(f"{path}: is a folder — give --rejects a file name")
             path.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
             report.rejects_path = path
 
@@ -123,8 +126,16 @@ class _Rejects:
                 self._report.errors.append(RowError(self._source.name, line, reason))
             return
         if self._file is None:
-            assert self._report.rejects_path is not None
-            self._file = self._report.rejects_path.open("wb")
+            path = self._report.rejects_path
+            assert path is not None
+            try:
+                self._file = path.open("wb")
+            except OSError as exc:
+                # Raised inside the import's transaction, so nothing is stored.
+                raise ImportFailed(
+                    f"{path}: cannot write rejected rows there ({exc.strerror}); nothing was "
+                    "imported — choose another place with --rejects"
+                ) from exc
         entry = {"line": line, "reason": reason, "record": record, "text": text}
         self._file.write(orjson.dumps(entry, default=str) + b"\n")
 

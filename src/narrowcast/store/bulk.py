@@ -84,7 +84,14 @@ class EventWriter:
         return self.move(len(rows))
 
     def stage(self, rows: Sequence[StagedEvent]) -> None:
-        """Copy a batch into the staging table (cheap; per-row work in the driver)."""
+        """Copy a batch into the staging table (cheap; per-row work in the driver).
+
+        A batch is inserted in index order, not file order, so an ``event_id``
+        repeated inside one batch is dropped here: the first copy in the file
+        is the one kept, whatever the batch size. (Across batches the earlier
+        copy is already in ``events``.)
+        """
+        rows = _first_of_each_event_id(rows)
         if self._dialect == "postgresql":
             with self._raw.cursor() as cursor:
                 with cursor.copy(f"COPY {_STAGE} ({_STAGE_COLUMNS}) FROM STDIN") as copy:
@@ -125,6 +132,19 @@ class EventWriter:
         self._conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_STAGE}")
         if self._cache_kib is not None:
             self._conn.exec_driver_sql(f"PRAGMA cache_size={self._cache_kib}")
+
+
+def _first_of_each_event_id(rows: Sequence[StagedEvent]) -> Sequence[StagedEvent]:
+    seen: set[str] = set()
+    kept: list[StagedEvent] = []
+    for row in rows:
+        event_id = row[1]
+        if event_id is not None:
+            if event_id in seen:
+                continue
+            seen.add(event_id)
+        kept.append(row)
+    return kept
 
 
 def upsert(
