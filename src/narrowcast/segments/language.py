@@ -1,0 +1,417 @@
+"""The segment rule language: Python expression syntax, parsed, never evaluated.
+
+A rule such as ``country == 'ES' and count('order', within='30d') >= 2`` is
+parsed with :mod:`ast` and only a whitelist of node types is accepted — no
+attribute access, subscripts, lambdas, comprehensions or calls other than the
+functions below — then checked against the ``Catalog`` (known attributes,
+event types and properties) and turned into a small typed tree that the
+compiler (SQL) and the test suite's reference evaluator (Python) both read.
+
+Functions (``within`` windows are (now − duration, now]; keyword arguments
+other than ``within`` filter on event properties by equality):
+
+=========================  ======  ============================================
+``count(type, …)``         number  events; 0 when none
+``sum(type, prop, …)``     number  0 when none
+``avg/min/max(type, prop)``number  missing when none
+``distinct(type, prop)``   number  distinct values; 0 when none
+``ever(type, …)``          bool    at least one such event
+``days_since(type, …)``    number  whole days since the latest; missing when none
+``days_since_first(…)``    number  whole days since the first
+``last(type, prop)``       any     the property of the latest such event
+``store_avg(type, prop)``  number  average over the whole store
+``in_geo('ES/Andalucía')`` bool    country / region / city / neighbourhood prefix
+``segment('vip')``         bool    membership of another named segment
+=========================  ======  ============================================
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal
+
+from narrowcast.errors import did_you_mean
+from narrowcast.segments.errors import RuleError
+
+ValueType = Literal["number", "text", "bool", "date", "any"]
+
+AGGREGATES = (
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "distinct",
+    "ever",
+    "days_since",
+    "days_since_first",
+    "last",
+)
+FUNCTIONS = (*AGGREGATES, "store_avg", "in_geo", "segment")
+_NEEDS_PROPERTY = {"sum", "avg", "min", "max", "distinct", "last", "store_avg"}
+_DURATION = re.compile(r"([1-9][0-9]{0,5})([hdw])")
+_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What rules may refer to, with types."""
+
+    attributes: Mapping[str, ValueType]
+    event_types: frozenset[str]
+    properties: Mapping[str, Mapping[str, ValueType]] = field(default_factory=dict)
+    segments: Mapping[str, str] = field(default_factory=dict)
+    """Named segment rules, for ``segment('name')``."""
+
+
+# --- the checked tree ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Const:
+    value: Any
+    type: ValueType
+
+
+@dataclass(frozen=True)
+class Attr:
+    name: str
+    type: ValueType
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    function: str
+    event_type: str
+    property: str | None
+    within: timedelta | None
+    filters: tuple[tuple[str, Any], ...]
+    type: ValueType
+
+
+@dataclass(frozen=True)
+class StoreAvg:
+    event_type: str
+    property: str
+    within: timedelta | None
+    type: ValueType = "number"
+
+
+@dataclass(frozen=True)
+class Geo:
+    parts: tuple[str, ...]
+    type: ValueType = "bool"
+
+
+@dataclass(frozen=True)
+class SegmentRef:
+    name: str
+    rule: Node
+    type: ValueType = "bool"
+
+
+@dataclass(frozen=True)
+class Compare:
+    op: Literal["==", "!=", "<", "<=", ">", ">="]
+    left: Node
+    right: Node
+    type: ValueType = "bool"
+
+
+@dataclass(frozen=True)
+class In:
+    item: Node
+    values: tuple[Any, ...]
+    negated: bool
+    type: ValueType = "bool"
+
+
+@dataclass(frozen=True)
+class BoolOp:
+    op: Literal["and", "or"]
+    items: tuple[Node, ...]
+    type: ValueType = "bool"
+
+
+@dataclass(frozen=True)
+class Not:
+    item: Node
+    type: ValueType = "bool"
+
+
+@dataclass(frozen=True)
+class Truth:
+    """A bool-valued term used as a condition on its own (``ever('order')``)."""
+
+    item: Node
+    type: ValueType = "bool"
+
+
+Node = Const | Attr | Aggregate | StoreAvg | Geo | SegmentRef | Compare | In | BoolOp | Not | Truth
+
+_OPS: dict[type[ast.cmpop], str] = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+}
+
+
+def parse_rule(
+    text: str, catalog: Catalog, *, origin: str = "", _stack: tuple[str, ...] = ()
+) -> Node:
+    """Parse and check ``text``; raise ``RuleError`` naming ``origin`` (file:line)."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        column = (exc.offset or 1) - 1
+        raise RuleError(
+            f"not a valid rule: {exc.msg}", rule=text.strip(), column=column, origin=origin
+        ) from None
+    checker = _Checker(text.strip(), catalog, origin, _stack)
+    node = checker.condition(tree.body)
+    return node
+
+
+def parse_duration(text: str) -> timedelta:
+    """``'30d'`` → 30 days; units h, d, w."""
+    match = _DURATION.fullmatch(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(
+            f"{text!r} is not a duration — write a whole number and a unit: 12h, 30d, 6w"
+        )
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+class _Checker:
+    def __init__(self, rule: str, catalog: Catalog, origin: str, stack: tuple[str, ...]) -> None:
+        self.rule = rule
+        self.catalog = catalog
+        self.origin = origin
+        self.stack = stack
+
+    def error(self, node: ast.AST, reason: str) -> RuleError:
+        column = getattr(node, "col_offset", None)
+        return RuleError(reason, rule=self.rule, column=column, origin=self.origin)
+
+    # A condition is anything bool-valued; the root of a rule must be one.
+    def condition(self, node: ast.expr) -> Node:
+        result = self.expr(node)
+        if result.type != "bool":
+            raise self.error(
+                node, "this part is a value, not a condition — compare it, e.g. count('order') >= 1"
+            )
+        if isinstance(result, Attr | Aggregate):
+            return Truth(result)
+        return result
+
+    def expr(self, node: ast.expr) -> Node:
+        if isinstance(node, ast.BoolOp):
+            op: Literal["and", "or"] = "and" if isinstance(node.op, ast.And) else "or"
+            return BoolOp(op, tuple(self.condition(v) for v in node.values))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return Not(self.condition(node.operand))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            inner = self.expr(node.operand)
+            if isinstance(inner, Const) and inner.type == "number":
+                return Const(-inner.value, "number")
+            raise self.error(node, "only a number can be negated")
+        if isinstance(node, ast.Compare):
+            return self.compare(node)
+        if isinstance(node, ast.Constant):
+            return self.constant(node)
+        if isinstance(node, ast.Name):
+            return self.name(node)
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        raise self.error(node, f"{_describe(node)} is not allowed in a segment rule")
+
+    def constant(self, node: ast.Constant) -> Const:
+        value = node.value
+        if isinstance(value, bool):
+            return Const(value, "bool")
+        if isinstance(value, int | float):
+            return Const(value, "number")
+        if isinstance(value, str):
+            return Const(value, "text")
+        raise self.error(node, f"{value!r} is not a value a rule can use")
+
+    def name(self, node: ast.Name) -> Node:
+        if node.id in ("True", "False"):
+            return Const(node.id == "True", "bool")
+        attribute_type = self.catalog.attributes.get(node.id)
+        if attribute_type is None:
+            if node.id in FUNCTIONS:
+                raise self.error(node, f"{node.id} is a function — call it: {node.id}(…)")
+            hint = did_you_mean(node.id, self.catalog.attributes)
+            raise self.error(node, f"unknown attribute '{node.id}'{hint}")
+        return Attr(node.id, attribute_type)
+
+    def compare(self, node: ast.Compare) -> Node:
+        parts: list[Node] = []
+        left = self.expr(node.left)
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
+            if isinstance(op, ast.In | ast.NotIn):
+                parts.append(self.membership(left, op, right_node))
+                left = self.expr(right_node) if not isinstance(right_node, ast.List) else left
+                continue
+            if type(op) not in _OPS:
+                raise self.error(node, f"{type(op).__name__} comparisons are not allowed")
+            right = self.expr(right_node)
+            self.comparable(node, left, right)
+            parts.append(Compare(_OPS[type(op)], left, right))  # type: ignore[arg-type]
+            left = right
+        return parts[0] if len(parts) == 1 else BoolOp("and", tuple(parts))
+
+    def membership(self, item: Node, op: ast.cmpop, values: ast.expr) -> In:
+        if not isinstance(values, ast.List | ast.Tuple) or not values.elts:
+            raise self.error(
+                values, "'in' needs a list of values, e.g. city in ['Madrid', 'Sevilla']"
+            )
+        consts = [self.expr(v) for v in values.elts]
+        for const, raw in zip(consts, values.elts, strict=True):
+            if not isinstance(const, Const):
+                raise self.error(raw, "a list in a rule may only hold plain values")
+            self.comparable(raw, item, const)
+        return In(
+            item, tuple(c.value for c in consts if isinstance(c, Const)), isinstance(op, ast.NotIn)
+        )
+
+    def comparable(self, node: ast.AST, left: Node, right: Node) -> None:
+        kinds = {left.type, right.type} - {"any"}
+        if len(kinds) > 1:
+            raise self.error(
+                node,
+                f"cannot compare {left.type} with {right.type} — check the quotes around the value",
+            )
+
+    def call(self, node: ast.Call) -> Node:
+        if not isinstance(node.func, ast.Name):
+            raise self.error(
+                node, f"only the rule functions can be called ({', '.join(FUNCTIONS)})"
+            )
+        name = node.func.id
+        if name not in FUNCTIONS:
+            raise self.error(node, f"unknown function '{name}'{did_you_mean(name, FUNCTIONS)}")
+        args = [self.literal_text(a, name) for a in node.args]
+        keywords: dict[str, Any] = {}
+        for keyword in node.keywords:
+            if keyword.arg is None:
+                raise self.error(node, "**arguments are not allowed")
+            value = self.expr(keyword.value)
+            if not isinstance(value, Const):
+                raise self.error(keyword.value, f"{keyword.arg}= takes a plain value")
+            keywords[keyword.arg] = value.value
+        if name == "in_geo":
+            return self.geo(node, args, keywords)
+        if name == "segment":
+            return self.segment(node, args, keywords)
+        return self.aggregate(node, name, args, keywords)
+
+    def literal_text(self, node: ast.expr, function: str) -> str:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        raise self.error(node, f"{function}() takes quoted names, e.g. {function}('order')")
+
+    def geo(self, node: ast.Call, args: list[str], keywords: dict[str, Any]) -> Geo:
+        if len(args) != 1 or keywords:
+            raise self.error(node, "in_geo takes one path, e.g. in_geo('ES/Andalucía/Sevilla')")
+        parts = tuple(p.strip() for p in args[0].split("/"))
+        if not 1 <= len(parts) <= 4 or not all(parts):
+            raise self.error(node, "a geo path is COUNTRY[/region[/city[/neighbourhood]]]")
+        return Geo((parts[0].upper(), *parts[1:]))
+
+    def segment(self, node: ast.Call, args: list[str], keywords: dict[str, Any]) -> SegmentRef:
+        if len(args) != 1 or keywords:
+            raise self.error(node, "segment takes one segment name, e.g. segment('vip')")
+        name = args[0]
+        rule = self.catalog.segments.get(name)
+        if rule is None:
+            hint = did_you_mean(name, self.catalog.segments)
+            raise self.error(node, f"unknown segment '{name}'{hint}")
+        if name in self.stack:
+            from narrowcast.segments.errors import SegmentCycle
+
+            loop = " → ".join((*self.stack, name))
+            raise SegmentCycle(
+                f"segments refer to each other in a loop: {loop}",
+                rule=self.rule,
+                column=node.col_offset,
+                origin=self.origin,
+            )
+        inner = parse_rule(
+            rule, self.catalog, origin=f"segment '{name}'", _stack=(*self.stack, name)
+        )
+        return SegmentRef(name, inner)
+
+    def aggregate(
+        self, node: ast.Call, name: str, args: list[str], keywords: dict[str, Any]
+    ) -> Node:
+        wants = 2 if name in _NEEDS_PROPERTY else 1
+        if len(args) != wants:
+            example = f"{name}('order', 'value')" if wants == 2 else f"{name}('order')"
+            raise self.error(
+                node,
+                f"{name} takes {wants} quoted argument{'s' if wants > 1 else ''}, e.g. {example}",
+            )
+        event_type = args[0]
+        if event_type not in self.catalog.event_types:
+            hint = did_you_mean(event_type, self.catalog.event_types)
+            raise self.error(node, f"unknown event type '{event_type}'{hint}")
+        known = self.catalog.properties.get(event_type, {})
+        prop = args[1] if wants == 2 else None
+        if prop is not None and prop not in known:
+            hint = did_you_mean(prop, known)
+            raise self.error(node, f"event type '{event_type}' has no property '{prop}'{hint}")
+        within = None
+        if "within" in keywords:
+            try:
+                within = parse_duration(keywords.pop("within"))
+            except ValueError as exc:
+                raise self.error(node, f"within={exc}") from None
+        if name == "store_avg":
+            if keywords:
+                raise self.error(node, "store_avg takes only within=")
+            assert prop is not None
+            return StoreAvg(event_type, prop, within)
+        for key in keywords:
+            if key not in known:
+                hint = did_you_mean(key, known)
+                raise self.error(node, f"event type '{event_type}' has no property '{key}'{hint}")
+        result: ValueType = "number"
+        if name == "ever":
+            result = "bool"
+        elif name == "last":
+            assert prop is not None
+            result = known[prop]
+        elif name in ("avg", "sum", "min", "max") and prop is not None and known[prop] != "number":
+            raise self.error(node, f"{name} needs a numeric property; '{prop}' is {known[prop]}")
+        return Aggregate(name, event_type, prop, within, tuple(sorted(keywords.items())), result)
+
+
+def _describe(node: ast.AST) -> str:
+    names = {
+        ast.Attribute: "attribute access (x.y)",
+        ast.Subscript: "indexing (x[…])",
+        ast.Lambda: "a lambda",
+        ast.ListComp: "a comprehension",
+        ast.GeneratorExp: "a generator",
+        ast.DictComp: "a comprehension",
+        ast.SetComp: "a comprehension",
+        ast.BinOp: "arithmetic",
+        ast.IfExp: "a conditional expression",
+        ast.NamedExpr: "assignment (:=)",
+        ast.Dict: "a dict",
+        ast.Set: "a set",
+        ast.List: "a list outside 'in'",
+        ast.JoinedStr: "an f-string",
+        ast.Starred: "unpacking (*x)",
+        ast.Await: "await",
+    }
+    return names.get(type(node), type(node).__name__)
