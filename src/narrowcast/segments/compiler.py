@@ -17,7 +17,7 @@ bound as a parameter, and every value is a bound parameter.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -143,7 +143,7 @@ class Compiler:
         if isinstance(node, SegmentRef):
             return self.predicate(node.rule)
         if isinstance(node, Compare):
-            left, right = self.value(node.left), self.value(node.right)
+            left, right = self._dated(node.left, node.right), self._dated(node.right, node.left)
             return _known(left.op(node.op)(right))
         if isinstance(node, In):
             item = self.value(node.item)
@@ -178,6 +178,12 @@ class Compiler:
             column = self._property(e, node.property, "number")
             return select(func.avg(column)).where(*where).scalar_subquery()
         return case((self.predicate(node), True), else_=False)
+
+    def _dated(self, node: Node, other: Node) -> ColumnElement[Any]:
+        """A text constant compared with a date is bound as a date (PostgreSQL needs it)."""
+        if isinstance(node, Const) and node.type == "text" and other.type == "date":
+            return literal(date.fromisoformat(node.value), Date)
+        return self.value(node)
 
     def _attribute(self, node: Attr) -> ColumnElement[Any]:
         if node.name == "age":

@@ -31,7 +31,7 @@ import ast
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any, Literal
 
 from narrowcast.errors import did_you_mean
@@ -254,17 +254,23 @@ class _Checker:
         return Attr(node.id, attribute_type)
 
     def compare(self, node: ast.Compare) -> Node:
+        if any(isinstance(op, ast.In | ast.NotIn) for op in node.ops):
+            if len(node.ops) > 1:
+                raise self.error(
+                    node, "'in' cannot be chained with other comparisons — join them with 'and'"
+                )
+            return self.membership(self.expr(node.left), node.ops[0], node.comparators[0])
         parts: list[Node] = []
         left = self.expr(node.left)
         for op, right_node in zip(node.ops, node.comparators, strict=True):
-            if isinstance(op, ast.In | ast.NotIn):
-                parts.append(self.membership(left, op, right_node))
-                left = self.expr(right_node) if not isinstance(right_node, ast.List) else left
-                continue
             if type(op) not in _OPS:
-                raise self.error(node, f"{type(op).__name__} comparisons are not allowed")
+                raise self.error(
+                    node,
+                    f"'{type(op).__name__}' comparisons are not allowed — "
+                    "use ==, !=, <, <=, >, >=, in or not in",
+                )
             right = self.expr(right_node)
-            self.comparable(node, left, right)
+            self.comparable(right_node, left, right)
             parts.append(Compare(_OPS[type(op)], left, right))  # type: ignore[arg-type]
             left = right
         return parts[0] if len(parts) == 1 else BoolOp("and", tuple(parts))
@@ -274,17 +280,28 @@ class _Checker:
             raise self.error(
                 values, "'in' needs a list of values, e.g. city in ['Madrid', 'Sevilla']"
             )
-        consts = [self.expr(v) for v in values.elts]
-        for const, raw in zip(consts, values.elts, strict=True):
+        consts: list[Any] = []
+        for raw in values.elts:
+            const = self.expr(raw)
             if not isinstance(const, Const):
                 raise self.error(raw, "a list in a rule may only hold plain values")
             self.comparable(raw, item, const)
-        return In(
-            item, tuple(c.value for c in consts if isinstance(c, Const)), isinstance(op, ast.NotIn)
-        )
+            consts.append(const.value)
+        return In(item, tuple(consts), isinstance(op, ast.NotIn))
 
     def comparable(self, node: ast.AST, left: Node, right: Node) -> None:
         kinds = {left.type, right.type} - {"any"}
+        if kinds == {"date", "text"}:
+            # Dates compare with ISO text, birth_date < '1990-01-01', if it is a real date.
+            text = right if right.type == "text" else left
+            if isinstance(text, Const):
+                try:
+                    date.fromisoformat(text.value)
+                except ValueError:
+                    raise self.error(
+                        node, f"{text.value!r} is not a date like 1990-01-31"
+                    ) from None
+            return
         if len(kinds) > 1:
             raise self.error(
                 node,
