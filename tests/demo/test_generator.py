@@ -12,9 +12,8 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from narrowcast.cli import cli
-from narrowcast.demo import describe_store, generate_demo
+from narrowcast.demo import describe_store, generate_demo, generator
 from narrowcast.demo.behaviour import draw_customer
-from narrowcast.demo.generator import CHUNK
 from narrowcast.store import Store
 from narrowcast.store.schema import consents, customers, device_tokens, events
 
@@ -110,21 +109,26 @@ def test_running_twice_changes_nothing(store: Store) -> None:
 
 
 def test_chunks_are_committed_one_by_one_and_drawn_like_single_customers(
-    sqlite_store: Store,
+    sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Small chunks, so a few hundred customers take the multi-chunk path (worker processes).
+    monkeypatch.setattr(generator, "CHUNK", 100)
     done: list[int] = []
-    total = CHUNK + 150
-    report = generate_demo(sqlite_store, customers=total, seed=9, now=NOW, on_customers=done.append)
-    assert done == [CHUNK, 150]
-    assert report.customers == total == sum(report.personas.values())
+    report = generate_demo(sqlite_store, customers=250, seed=9, now=NOW, on_customers=done.append)
+    assert done == [100, 100, 50]
+    assert report.customers == 250 == sum(report.personas.values())
     with sqlite_store.connect() as conn:
         ids = conn.scalars(select(customers.c.id).order_by(customers.c.id)).all()
-        assert ids == [f"demo-{n:06d}" for n in range(1, total + 1)]
+        assert ids == [f"demo-{n:06d}" for n in range(1, 251)]
         assert conn.scalar(select(func.count()).select_from(events)) == report.events
-        # A customer from the second chunk, drawn by a worker, is the one drawn alone.
-        stored = conn.execute(select(customers).where(customers.c.id == "demo-002100")).one()
-    alone = draw_customer(9, 2100, NOW).row
-    assert {key: getattr(stored, key) for key in alone} == alone
+        # A customer from the last chunk is the one drawn alone.
+        stored = conn.execute(select(customers).where(customers.c.id == "demo-000234")).one()
+        stored_events = conn.scalar(
+            select(func.count()).where(events.c.customer_id == "demo-000234")
+        )
+    alone = draw_customer(9, 234, NOW)
+    assert {key: getattr(stored, key) for key in alone.row} == alone.row
+    assert stored_events == len(alone.events)
 
 
 def test_naive_now_is_refused(sqlite_store: Store) -> None:
