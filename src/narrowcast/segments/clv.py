@@ -39,6 +39,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize  # type: ignore[import-untyped, unused-ignore]
 from scipy.special import (  # type: ignore[import-untyped, unused-ignore]
+
+from narrowcast.errors import NarrowcastError
     betaln,
     expit,
     gammaln,
@@ -54,7 +56,7 @@ K = TypeVar("K", bound=Hashable)
 _RUNAWAY = 1e6
 
 
-class ModelFitError(ValueError):
+class ModelFitError(NarrowcastError, ValueError):
     """The data cannot support the model; the message says why and what to try."""
 
 

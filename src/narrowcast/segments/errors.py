@@ -1,8 +1,9 @@
 """Errors of segment rules.
 
     NarrowcastError
-    └── RuleError            a rule cannot be parsed, checked or resolved
-        └── SegmentCycle     segment('a') uses segment('b') which uses segment('a')
+    ├── RuleError            a rule cannot be parsed, checked or resolved
+    │   └── SegmentCycle     segment('a') uses segment('b') which uses segment('a')
+    └── ModelFitError        the purchase history cannot support the CLV model (clv.py)
 
 A ``RuleError`` carries where the rule came from (file and line of the rule
 in it, when known) and the column of the problem, and prints the rule with a
