@@ -39,13 +39,13 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize  # type: ignore[import-untyped, unused-ignore]
 from scipy.special import (  # type: ignore[import-untyped, unused-ignore]
-
-from narrowcast.errors import NarrowcastError
     betaln,
     expit,
     gammaln,
     hyp2f1,
 )
+
+from narrowcast.errors import NarrowcastError
 
 FloatArray = npt.NDArray[np.float64]
 K = TypeVar("K", bound=Hashable)
