@@ -2,4 +2,5 @@
 
 from narrowcast.cli import main
 
-main()
+if __name__ == "__main__":  # the demo's worker processes import this module too
+    main()
