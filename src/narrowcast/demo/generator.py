@@ -30,7 +30,12 @@ from typing import Any
 from narrowcast.demo.chunk import Chunk, draw_chunk
 from narrowcast.demo.personas import PERSONAS
 from narrowcast.store import Store
-from narrowcast.store.bulk import EventWriter, insert_ignoring_conflicts, upsert
+from narrowcast.store.bulk import (
+    EventWriter,
+    insert_ignoring_conflicts,
+    instant_encoder,
+    upsert,
+)
 from narrowcast.store.schema import attribute_keys, consents, customers, device_tokens
 
 CHUNK = 2_000
@@ -98,20 +103,12 @@ def generate_demo(
     report = DemoReport(seed=seed, now=now)
     ranges = [range(n, min(n + CHUNK, customers + 1)) for n in range(1, customers + 1, CHUNK)]
     writer = _ChunkWriter(store, report)
-    for chunk in _drawn(seed, ranges, now, _encoder(store)):
+    for chunk in _drawn(seed, ranges, now, instant_encoder(store.dialect)):
         writer.write(chunk)
         if on_customers is not None:
             on_customers(len(chunk.customers))
     report.seconds = time.perf_counter() - started
     return report
-
-
-def _encoder(store: Store) -> Callable[[datetime], Any]:
-    """How this store's event staging wants instants, asked once for every worker."""
-    with store.connect() as conn:
-        probe = EventWriter(conn)
-        probe.close()
-    return probe.encode_ts
 
 
 def _drawn(

@@ -80,7 +80,7 @@ class EventWriter:
     @property
     def encode_ts(self) -> Callable[[datetime], Any]:
         """How this database's staging table wants an aware UTC instant."""
-        return sqlite_instant if self._dialect == "sqlite" else _identity
+        return instant_encoder(self._dialect)
 
     def write(self, rows: Sequence[StagedEvent]) -> EventBatchResult:
         """Stage and store one batch."""
@@ -206,6 +206,11 @@ def fetch_by_key(
 
 def _insert(conn: Connection, table: Table) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def instant_encoder(dialect: str) -> Callable[[datetime], Any]:
+    """How the event staging table of ``dialect`` wants an aware UTC instant."""
+    return sqlite_instant if dialect == "sqlite" else _identity
 
 
 def _identity(value: datetime) -> datetime:
