@@ -1,0 +1,314 @@
+"""A plain-Python evaluator of checked segment rules: slow, and obviously right.
+
+The SQL compiler is tested against this module: both read the tree that
+``parse_rule`` builds, this one walks it over an in-memory ``World`` customer
+by customer, the compiler turns it into one query, and the two must name the
+same customers. It is written from the rule language's documentation, never
+from the compiler's SQL:
+
+* a missing value is Python ``None``; any comparison with a missing value is
+  false, and ``not X`` is exactly the complement of ``X`` (two-valued logic);
+* an event counts when ``now − within < ts ≤ now``; events after ``now`` are
+  ignored by every function;
+* text compared with a date is read as an ISO date, and so is an imported
+  attribute whose catalogued type is ``date``;
+* ``age`` is the number of whole years since ``birth_date`` on the UTC date
+  of ``now``; someone born on 29 February is a year older on 1 March in a
+  year without one;
+* ``days_since`` and ``days_since_first`` are whole days (floor) of absolute
+  24-hour days between the event and ``now``;
+* ``last`` is the property of the latest event, ties broken by the later
+  event id, and missing when that event lacks the property.
+
+``World.write`` puts the same world into a real store, so a test can evaluate
+a rule both ways.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert
+
+from narrowcast.segments.language import (
+    Aggregate,
+    Attr,
+    BoolOp,
+    Compare,
+    Const,
+    Geo,
+    In,
+    Node,
+    Not,
+    SegmentRef,
+    StoreAvg,
+    Truth,
+)
+from narrowcast.store.schema import attribute_keys, customers, event_properties, events
+
+# Customer columns a rule can name directly; everything else is in ``attributes``.
+COLUMNS = frozenset(customers.c.keys()) - {"attributes", "created_at", "updated_at"}
+GEO_LEVELS = ("country", "region", "city", "neighborhood")
+SEEDED_AT = datetime(2020, 1, 1, tzinfo=UTC)
+
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+@dataclass
+class World:
+    """Customers and events as plain dicts, plus the catalogue they imply.
+
+    A customer is ``{"id": …, <column>: …, "attributes": {…}}``; an event is
+    ``{"id": n, "customer_id": …, "type": …, "ts": aware datetime,
+    "properties": {…}}`` — ``value`` is always ``properties["value"]``.
+    ``attribute_types`` and ``property_types`` become the ``attribute_keys``
+    and ``event_properties`` rows that the rule checker reads.
+    """
+
+    customers: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    attribute_types: dict[str, str] = field(default_factory=dict)
+    property_types: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def customer(self, id: str, **columns: Any) -> dict[str, Any]:
+        attributes = columns.pop("attributes", {})
+        row = {"id": id, **columns, "attributes": dict(attributes)}
+        self.customers.append(row)
+        return row
+
+    def event(self, customer_id: str, type: str, ts: datetime, **properties: Any) -> dict[str, Any]:
+        assert ts.tzinfo is not None, "event instants are aware"
+        row = {
+            "id": len(self.events) + 1,
+            "customer_id": customer_id,
+            "type": type,
+            "ts": ts.astimezone(UTC),
+            "properties": properties,
+        }
+        self.events.append(row)
+        return row
+
+    def ids(self) -> set[str]:
+        return {c["id"] for c in self.customers}
+
+    def write(self, conn: Connection) -> None:
+        """Replace everything the rule language reads with this world."""
+        for table in (events, event_properties, attribute_keys, customers):
+            conn.execute(delete(table))
+        if self.customers:
+            conn.execute(
+                insert(customers),
+                [
+                    {
+                        **{column: c.get(column) for column in COLUMNS},
+                        "customer_type": c.get("customer_type") or "individual",
+                        "created_at": SEEDED_AT,
+                        "updated_at": SEEDED_AT,
+                        "attributes": c["attributes"],
+                    }
+                    for c in self.customers
+                ],
+            )
+        if self.attribute_types:
+            conn.execute(
+                insert(attribute_keys),
+                [
+                    {"key": key, "value_type": kind, "first_seen_at": SEEDED_AT}
+                    for key, kind in self.attribute_types.items()
+                ],
+            )
+        catalogued = [
+            {"type": kind, "property": name, "value_type": value_type, "first_seen_at": SEEDED_AT}
+            for kind, properties in self.property_types.items()
+            for name, value_type in properties.items()
+        ]
+        if catalogued:
+            conn.execute(insert(event_properties), catalogued)
+        if self.events:
+            conn.execute(
+                insert(events),
+                [
+                    {
+                        "id": e["id"],
+                        "event_id": f"ev-{e['id']}",
+                        "customer_id": e["customer_id"],
+                        "type": e["type"],
+                        "ts": e["ts"],
+                        "value": _number(e["properties"].get("value")),
+                        "properties": e["properties"],
+                    }
+                    for e in self.events
+                ],
+            )
+
+
+def evaluate(rule: Node, world: World, now: datetime) -> set[str]:
+    """The ids of the customers of ``world`` that ``rule`` matches at ``now``."""
+    return {c["id"] for c in world.customers if _Evaluation(world, now, c).holds(rule)}
+
+
+def value_of(node: Node, world: World, now: datetime, customer_id: str) -> Any:
+    """What ``node`` (an attribute, an aggregate, …) is for one customer; None if missing."""
+    (customer,) = (c for c in world.customers if c["id"] == customer_id)
+    return _Evaluation(world, now, customer).value(node)
+
+
+def age(born: date | None, today: date) -> int | None:
+    if born is None:
+        return None
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def whole_days(now: datetime, then: datetime) -> int:
+    # Aware datetimes that share a tzinfo subtract as wall-clock times; in UTC
+    # wall-clock time is absolute time.
+    return (now.astimezone(UTC) - then.astimezone(UTC)) // timedelta(days=1)
+
+
+class _Evaluation:
+    def __init__(self, world: World, now: datetime, customer: dict[str, Any]) -> None:
+        self.world = world
+        self.now = now.astimezone(UTC)
+        self.customer = customer
+
+    def holds(self, node: Node) -> bool:
+        if isinstance(node, BoolOp):
+            results = [self.holds(item) for item in node.items]
+            return all(results) if node.op == "and" else any(results)
+        if isinstance(node, Not):
+            return not self.holds(node.item)
+        if isinstance(node, SegmentRef):
+            return self.holds(node.rule)
+        if isinstance(node, Compare):
+            left, right = self.value(node.left), self.value(node.right)
+            left, right = _dated(left, right), _dated(right, left)
+            if left is None or right is None:
+                return False
+            return _OPERATORS[node.op](left, right)
+        if isinstance(node, In):
+            item = self.value(node.item)
+            if item is None:
+                return False
+            found = any(_same(item, _dated(value, item)) for value in node.values)
+            return found != node.negated
+        if isinstance(node, Geo):
+            return all(
+                self.customer.get(level) == part
+                for level, part in zip(GEO_LEVELS, node.parts, strict=False)
+            )
+        if isinstance(node, Truth | Const):
+            return self.value(node) is True
+        raise TypeError(f"not a condition: {node!r}")
+
+    def value(self, node: Node) -> Any:
+        if isinstance(node, Const):
+            return node.value
+        if isinstance(node, Attr):
+            return self.attribute(node)
+        if isinstance(node, Truth):
+            return self.value(node.item)
+        if isinstance(node, Aggregate):
+            return self.aggregate(node)
+        if isinstance(node, StoreAvg):
+            chosen = [
+                e
+                for e in self.world.events
+                if e["type"] == node.event_type and self.in_window(e, node.within)
+            ]
+            return _mean(_present(e["properties"].get(node.property) for e in chosen))
+        return self.holds(node)
+
+    def attribute(self, node: Attr) -> Any:
+        if node.name == "age":
+            return age(self.customer.get("birth_date"), self.now.date())
+        if node.name in COLUMNS:
+            return self.customer.get(node.name)
+        value = self.customer["attributes"].get(node.name)
+        return _dated(value, date.min) if node.type == "date" else value
+
+    def in_window(self, event: dict[str, Any], within: timedelta | None) -> bool:
+        ts: datetime = event["ts"]
+        if ts > self.now:
+            return False
+        return within is None or ts > self.now - within
+
+    def aggregate(self, node: Aggregate) -> Any:
+        chosen = [
+            e
+            for e in self.world.events
+            if e["customer_id"] == self.customer["id"]
+            and e["type"] == node.event_type
+            and self.in_window(e, node.within)
+            and all(_same(e["properties"].get(key), wanted) for key, wanted in node.filters)
+        ]
+        function = node.function
+        if function == "count":
+            return len(chosen)
+        if function == "ever":
+            return bool(chosen)
+        if function == "days_since":
+            return whole_days(self.now, max(e["ts"] for e in chosen)) if chosen else None
+        if function == "days_since_first":
+            return whole_days(self.now, min(e["ts"] for e in chosen)) if chosen else None
+        assert node.property is not None
+        if function == "last":
+            if not chosen:
+                return None
+            latest = max(chosen, key=lambda e: (e["ts"], e["id"]))
+            return latest["properties"].get(node.property)
+        values = _present(e["properties"].get(node.property) for e in chosen)
+        if function == "sum":
+            return math.fsum(values)
+        if function == "avg":
+            return _mean(values)
+        if function == "min":
+            return min(values, default=None)
+        if function == "max":
+            return max(values, default=None)
+        if function == "distinct":
+            return len(set(values))
+        raise AssertionError(f"unknown function {function}")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    return type(value).__name__
+
+
+def _same(value: Any, wanted: Any) -> bool:
+    """Equality that never mixes kinds: ``True`` is not ``1``, ``'2'`` is not ``2``."""
+    return value is not None and _kind(value) == _kind(wanted) and value == wanted
+
+
+def _dated(value: Any, other: Any) -> Any:
+    """ISO text compared with a date is that date (``birth_date < '1990-01-31'``)."""
+    if isinstance(value, str) and isinstance(other, date):
+        return date.fromisoformat(value)
+    return value
+
+
+def _present(values: Iterable[Any]) -> list[Any]:
+    return [v for v in values if v is not None]
+
+
+def _mean(values: list[Any]) -> float | None:
+    return math.fsum(values) / len(values) if values else None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if _kind(value) == "number" else None
