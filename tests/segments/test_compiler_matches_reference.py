@@ -95,7 +95,7 @@ DATES = ["1990-06-15", "2000-02-29", "1960-03-01", "2005-01-01", "19900615"]
 # strict xfail; the grammar leaves them out there so the rest is still tested.
 # Empty these when the bugs are fixed.
 KNOWN_BUGS = {
-    "==": {"postgresql"},  # test_rules.py::test_double_equals
+    "==": set(),  # fixed: test_rules.py::test_double_equals
     "date in": {"postgresql"},  # test_rules.py::test_dates_in_a_list
 }
 ORDERINGS = ["<", "<=", ">", ">="]

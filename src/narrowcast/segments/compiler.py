@@ -17,7 +17,9 @@ bound as a parameter, and every value is a bound parameter.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import operator
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -37,6 +39,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    true,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -76,6 +79,15 @@ COLUMN_ATTRIBUTES = {
 }
 DERIVED_ATTRIBUTES = {"age": "number"}
 _GEO_COLUMNS = ("country", "region", "city", "neighborhood")
+# Python's operators on SQLAlchemy columns render each dialect's own SQL ("=" for ==).
+_OPERATORS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 
 
 class _WholeDaysSince(FunctionElement[float]):
@@ -126,8 +138,10 @@ class Compiler:
     def __init__(self, now: datetime) -> None:
         if now.tzinfo is None:
             raise ValueError("the evaluation instant must be aware")
-        self.now = now
-        self._now = literal(now, Instant)
+        # In UTC: windows are exact durations (no wall-clock DST shifts) and age
+        # is counted on the UTC date, whatever zone the caller's instant was in.
+        self.now = now.astimezone(UTC)
+        self._now = literal(self.now, Instant)
 
     def query(self, rule: Node) -> Select[tuple[str]]:
         """``SELECT customers.id`` of every customer the rule matches."""
@@ -144,7 +158,7 @@ class Compiler:
             return self.predicate(node.rule)
         if isinstance(node, Compare):
             left, right = self._dated(node.left, node.right), self._dated(node.right, node.left)
-            return _known(left.op(node.op)(right))
+            return _known(_OPERATORS[node.op](left, right))
         if isinstance(node, In):
             item = self.value(node.item)
             values = list(node.values)
@@ -156,6 +170,8 @@ class Compiler:
                     for column, part in zip(_GEO_COLUMNS, node.parts, strict=False)
                 )
             )
+        if isinstance(node, Const) and node.type == "bool":
+            return true() if node.value else false()
         if isinstance(node, Truth):
             if isinstance(node.item, Aggregate) and node.item.function == "ever":
                 return self._ever(node.item)
