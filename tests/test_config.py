@@ -19,6 +19,7 @@ def test_no_file_at_all_gives_the_defaults(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.chdir(tmp_path)
     settings = load_settings(env={})
     assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.import_.batch_size is None  # the importer picks per database
     assert settings.source is None
 
 

@@ -53,12 +53,13 @@ class DatabaseSettings(_Section):
 class ImportSettings(_Section):
     """``[import]``: how importers batch their writes."""
 
-    batch_size: int = 10_000
+    batch_size: int | None = None
+    """Rows per write batch; ``None`` lets the importer pick for the database."""
     max_errors_shown: int = 20
 
     @model_validator(mode="after")
     def _positive(self) -> ImportSettings:
-        if self.batch_size < 1 or self.max_errors_shown < 1:
+        if (self.batch_size is not None and self.batch_size < 1) or self.max_errors_shown < 1:
             raise ValueError("batch_size and max_errors_shown must be at least 1")
         return self
 
