@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Connection, create_engine, func, insert, select
-from sqlalchemy.exc import DataError
 
 from narrowcast.segments import (
     Catalog,
@@ -116,11 +115,6 @@ def test_the_caret_points_at_the_problem(catalog: Catalog) -> None:
     assert caret(refused(rule, catalog)) == rule.index("4")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="language.py _Checker.error uses ast col_offset, a UTF-8 byte offset: after "
-    "'Málaga' the caret is one column right of the problem",
-)
 def test_the_caret_counts_characters_not_bytes(catalog: Catalog) -> None:
     rule = "city in ['Málaga', 'Cádiz'] and contry == 'ES'"
     assert caret(refused(rule, catalog)) == rule.index("contry")
@@ -232,12 +226,6 @@ def test_durations() -> None:
     assert parse_duration(" 7d ") == timedelta(days=7)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="language.py _DURATION accepts up to 999999 units; compiler.py Compiler._window "
-    "computes now - within, which leaves the calendar for '999999d' (OverflowError)",
-)
 def test_a_window_longer_than_the_calendar(catalog: Catalog) -> None:
     try:
         rule = parse_rule("count('order', within='999999d') >= 1", catalog)
@@ -273,11 +261,6 @@ def test_text_is_not_compared_with_numbers(catalog: Catalog, rule: str, message:
     assert message in str(refused(rule, catalog))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="language.py _Checker.aggregate checks that a filter keyword is a known property "
-    "but not its type: page=3 is accepted, and PostgreSQL then fails casting 'home' to float",
-)
 @pytest.mark.parametrize(
     "rule",
     [
@@ -449,16 +432,6 @@ def test_hostile_values_are_bound_and_match_nobody(store: Store) -> None:
         assert _counts(conn) == (2, 2)
 
 
-def _nul_on_postgresql() -> list[object]:
-    reason = (
-        "language.py _Checker.constant accepts text holding NUL, which PostgreSQL cannot "
-        "bind (DataError) while SQLite compares it"
-    )
-    xfail = pytest.mark.xfail(strict=True, raises=DataError, reason=reason)
-    return ["sqlite", pytest.param("postgresql", marks=[pytest.mark.postgres, xfail])]
-
-
-@pytest.mark.parametrize("store", _nul_on_postgresql(), indirect=True)
 def test_a_nul_character_is_refused_or_compared(store: Store) -> None:
     world = World()
     world.customer("ana", country="ES")

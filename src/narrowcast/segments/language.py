@@ -55,6 +55,7 @@ FUNCTIONS = (*AGGREGATES, "store_avg", "in_geo", "segment")
 _NEEDS_PROPERTY = {"sum", "avg", "min", "max", "distinct", "last", "store_avg"}
 _DURATION = re.compile(r"([1-9][0-9]{0,5})([hdw])")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+_LONGEST = timedelta(days=36_525)
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,10 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(
             f"{text!r} is not a duration — write a whole number and a unit: 12h, 30d, 6w"
         )
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    duration = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    if duration > _LONGEST:
+        raise ValueError(f"{text!r} is longer than 100 years — no store holds older events")
+    return duration
 
 
 class _Checker:
@@ -198,6 +202,8 @@ class _Checker:
 
     def error(self, node: ast.AST, reason: str) -> RuleError:
         column = getattr(node, "col_offset", None)
+        if column is not None:  # ast counts UTF-8 bytes; the caret needs characters
+            column = len(self.rule.encode()[:column].decode(errors="ignore"))
         return RuleError(reason, rule=self.rule, column=column, origin=self.origin)
 
     # A condition is anything bool-valued; the root of a rule must be one.
@@ -239,6 +245,8 @@ class _Checker:
         if isinstance(value, int | float):
             return Const(value, "number")
         if isinstance(value, str):
+            if "\x00" in value:
+                raise self.error(node, "text in a rule cannot contain the NUL character (\\x00)")
             return Const(value, "text")
         raise self.error(node, f"{value!r} is not a value a rule can use")
 
@@ -397,10 +405,11 @@ class _Checker:
                 raise self.error(node, "store_avg takes only within=")
             assert prop is not None
             return StoreAvg(event_type, prop, within)
-        for key in keywords:
+        for key, wanted in keywords.items():
             if key not in known:
                 hint = did_you_mean(key, known)
                 raise self.error(node, f"event type '{event_type}' has no property '{key}'{hint}")
+            self.comparable(node, Attr(key, known[key]), Const(wanted, _type_of(wanted)))
         result: ValueType = "number"
         if name == "ever":
             result = "bool"
@@ -410,6 +419,14 @@ class _Checker:
         elif name in ("avg", "sum", "min", "max") and prop is not None and known[prop] != "number":
             raise self.error(node, f"{name} needs a numeric property; '{prop}' is {known[prop]}")
         return Aggregate(name, event_type, prop, within, tuple(sorted(keywords.items())), result)
+
+
+def _type_of(value: Any) -> ValueType:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    return "text"
 
 
 def _describe(node: ast.AST) -> str:
