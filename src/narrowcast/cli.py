@@ -7,7 +7,6 @@ and are printed without a traceback.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -19,7 +18,6 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from narrowcast.config import Settings, load_settings
-from narrowcast.errors import NarrowcastError
 from narrowcast.ingest import (
     ImportOptions,
     ImportReport,
@@ -259,8 +257,5 @@ def _counter(total: int) -> Iterator[Callable[[int], None] | None]:
 
 
 def main() -> None:
-    try:
-        cli.main(standalone_mode=True)
-    except NarrowcastError as exc:  # pragma: no cover - click handles these itself
-        exc.show()
-        sys.exit(exc.exit_code)
+    # Standalone mode prints a NarrowcastError (a ClickException) and exits with its code.
+    cli.main(standalone_mode=True)

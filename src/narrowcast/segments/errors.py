@@ -29,10 +29,6 @@ class RuleError(NarrowcastError):
         self.origin = origin
         super().__init__(self._render())
 
-    def located(self, origin: str) -> RuleError:
-        """The same error, saying which file (and line) the rule came from."""
-        return type(self)(self.reason, rule=self.rule, column=self.column, origin=origin)
-
     def _render(self) -> str:
         where = self.origin or "rule"
         if self.column is not None:
