@@ -199,19 +199,82 @@ event_properties = Table(
     Column("first_seen_at", Instant, nullable=False),
 )
 
+# --- segments: membership over time (migration 0002) -----------------------------
+
+CHANGES = ("enter", "exit")
+
+segment_evaluations = Table(
+    "segment_evaluations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("segment", String(100), nullable=False),
+    Column("evaluated_at", Instant, nullable=False, comment="the evaluation's 'now'"),
+    Column("rule_hash", String(64), nullable=False, comment="sha256 of the compiled rule text"),
+    Column("size", Integer, nullable=False),
+    Column("entered", Integer, nullable=False),
+    Column("exited", Integer, nullable=False),
+    Index(None, "segment", "evaluated_at"),
+)
+
+segment_members = Table(
+    "segment_members",
+    metadata,
+    Column("segment", String(100), primary_key=True),
+    Column(
+        "customer_id",
+        ForeignKey("customers.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+    Column("since", Instant, nullable=False, comment="when the customer last entered"),
+)
+
+segment_transitions = Table(
+    "segment_transitions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("segment", String(100), nullable=False),
+    Column("customer_id", ForeignKey("customers.id", ondelete="CASCADE"), nullable=False),
+    Column("change", String(8), nullable=False),
+    Column("at", Instant, nullable=False),
+    Column(
+        "evaluation_id",
+        ForeignKey("segment_evaluations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    CheckConstraint(_one_of("change", CHANGES), name="change"),
+    Index(None, "segment", "at"),
+    Index(None, "customer_id", "at"),
+    Index(None, "evaluation_id"),
+)
+
+customer_scores = Table(
+    "customer_scores",
+    metadata,
+    Column("customer_id", ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(32), primary_key=True, comment="a model-fitted score, e.g. clv"),
+    Column("value", Float),
+    Column("computed_at", Instant, nullable=False),
+)
+
 __all__ = [
     "CHANNELS",
+    "CHANGES",
     "CUSTOMER_TYPES",
     "PLATFORMS",
     "PURPOSES",
     "SUPPRESSION_REASONS",
     "attribute_keys",
     "consents",
+    "customer_scores",
     "customers",
     "device_tokens",
     "event_properties",
     "events",
     "metadata",
+    "segment_evaluations",
+    "segment_members",
+    "segment_transitions",
     "sqlite_instant",
     "suppressions",
 ]

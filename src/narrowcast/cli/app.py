@@ -1,0 +1,62 @@
+"""The ``narrowcast`` group and what every command shares: settings and the store.
+
+Each command group lives in its own module beside this one and registers itself
+on ``cli``; ``narrowcast.cli`` imports them all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from narrowcast.config import Settings, load_settings
+from narrowcast.store import Store
+
+stderr = Console(stderr=True)
+
+
+class App:
+    """Settings and store, created on first use so ``--help`` never touches a database."""
+
+    def __init__(self, config_path: Path | None) -> None:
+        self._config_path = config_path
+        self._settings: Settings | None = None
+        self._store: Store | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self._config_path)
+        return self._settings
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.settings.database_url)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.dispose()
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="NARROWCAST_CONFIG",
+    help="Config file (default ./config.toml; env NARROWCAST_CONFIG).",
+)
+@click.version_option(package_name="narrowcast")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None) -> None:
+    """narrowcast — campaign automation for micro-segments."""
+    app = App(config_path)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
