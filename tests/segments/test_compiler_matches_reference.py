@@ -91,13 +91,6 @@ SEGMENTS = {
 }
 NUMBERS = [0, 1, 2, 3, 5, 7, 12.5, 30]
 DATES = ["1990-06-15", "2000-02-29", "1960-03-01", "2005-01-01", "19900615"]
-# Constructs that fail on a database for a reason test_rules.py pins down with a
-# strict xfail; the grammar leaves them out there so the rest is still tested.
-# Empty these when the bugs are fixed.
-KNOWN_BUGS = {
-    "==": set(),  # fixed: test_rules.py::test_double_equals
-    "date in": {"postgresql"},  # test_rules.py::test_dates_in_a_list
-}
 ORDERINGS = ["<", "<=", ">", ">="]
 NOT_SET = object()
 
@@ -223,10 +216,9 @@ def _values(draw: st.DrawFn) -> list[str]:
 @st.composite
 def _atom(draw: st.DrawFn, dialect: str) -> str:
     """One condition that the compiler should get right on ``dialect``."""
-    equals = "==" if dialect not in KNOWN_BUGS["=="] else "in"
 
     def equal(left: str, right: Any) -> str:
-        return f"{left} == {right!r}" if equals == "==" else f"{left} in [{right!r}]"
+        return f"{left} == {right!r}" if draw(st.booleans()) else f"{left} in [{right!r}]"
 
     choice = draw(st.integers(0, 13))
     if choice == 0:
@@ -292,10 +284,10 @@ def _atom(draw: st.DrawFn, dialect: str) -> str:
     if choice == 12:
         return f"segment({draw(st.sampled_from(sorted(SEGMENTS)))!r})"
     value = draw(st.sampled_from(DATES))
-    if dialect not in KNOWN_BUGS["date in"] and draw(st.booleans()):
+    if draw(st.booleans()):
         values = draw(st.lists(st.sampled_from(DATES), min_size=1, max_size=3))
         return f"birth_date {draw(st.sampled_from(['in', 'not in']))} {values!r}"
-    operator = draw(st.sampled_from([*ORDERINGS, "!=", *([equals] if equals == "==" else [])]))
+    operator = draw(st.sampled_from([*ORDERINGS, "!=", "=="]))
     if draw(st.booleans()):
         return f"{value!r} {operator} birth_date"
     return f"birth_date {operator} {value!r}"

@@ -3,10 +3,6 @@
 Every case states the members it expects; ``check`` requires the compiled
 query *and* the reference evaluator to find exactly those, so the examples
 pin down the reference that the property tests trust.
-
-Equality is written ``x in [v]`` outside ``test_double_equals``: ``==``
-reaches PostgreSQL verbatim (a bug, see that test), and the other examples
-should keep telling what works there.
 """
 
 from __future__ import annotations
@@ -16,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import ProgrammingError
 
 from narrowcast.segments import Compiler, RuleError, load_catalog, parse_rule
 from narrowcast.store import Store
@@ -152,18 +147,6 @@ def check_all(
     assert not wrong, "\n".join(wrong)
 
 
-def _on(dialect_bug: str, reason: str, raises: type[Exception] | None = None) -> list[object]:
-    """Both databases, with a strict xfail on the one that ``reason`` is about."""
-    xfail = pytest.mark.xfail(strict=True, reason=reason, raises=raises)
-    return [
-        pytest.param("sqlite", marks=[xfail] if dialect_bug == "sqlite" else []),
-        pytest.param(
-            "postgresql",
-            marks=[pytest.mark.postgres, *([xfail] if dialect_bug == "postgresql" else [])],
-        ),
-    ]
-
-
 # --- attributes -----------------------------------------------------------------------
 
 
@@ -258,16 +241,6 @@ def test_dates_compare_with_iso_text(store: Store) -> None:
     check_all(store, shop(), DATES)
 
 
-@pytest.mark.parametrize(
-    "store",
-    _on(
-        "postgresql",
-        "compiler.py Compiler.predicate binds the values of In as VARCHAR even when the item "
-        "is a date (only Compare goes through _dated): date = character varying",
-        ProgrammingError,
-    ),
-    indirect=True,
-)
 def test_dates_in_a_list(store: Store) -> None:
     cases = [
         ("birth_date in ['1990-06-15', '2000-02-29']", {"ana", "cruz"}),
@@ -276,16 +249,6 @@ def test_dates_in_a_list(store: Store) -> None:
     check_all(store, shop(), cases)
 
 
-@pytest.mark.parametrize(
-    "store",
-    _on(
-        "postgresql",
-        "language.py _Checker.comparable lets a date meet any text, not only an ISO constant; "
-        "compiler.py binds only constants as dates: date <= character varying",
-        ProgrammingError,
-    ),
-    indirect=True,
-)
 def test_a_date_compared_with_a_text_attribute_is_refused_or_right(store: Store) -> None:
     world = World(attribute_types={"note": "text"})
     world.customer("ana", birth_date=date(1990, 6, 15), attributes={"note": "1990-06-15"})
@@ -296,16 +259,6 @@ def test_a_date_compared_with_a_text_attribute_is_refused_or_right(store: Store)
         pass  # refusing it is as good as comparing it right
 
 
-@pytest.mark.parametrize(
-    "store",
-    _on(
-        "postgresql",
-        "compiler.py Compiler._attribute reads an imported attribute of type date as text "
-        "(as_string), so comparing it with a date fails: character varying < date",
-        ProgrammingError,
-    ),
-    indirect=True,
-)
 def test_imported_date_attributes(store: Store) -> None:
     world = World(attribute_types={"signup": "date"})
     world.customer("ana", birth_date=date(1990, 6, 15), attributes={"signup": "2024-01-02"})
@@ -493,16 +446,6 @@ def test_days_since_is_floor_of_24_hour_days(store: Store) -> None:
         check_all(store, world, cases, now)
 
 
-@pytest.mark.parametrize(
-    "store",
-    _on(
-        "sqlite",
-        "compiler.py _days_sqlite: julianday() keeps milliseconds, so an event a day minus "
-        "400 µs ago is 1 whole day on SQLite (0 on PostgreSQL)",
-        AssertionError,
-    ),
-    indirect=True,
-)
 def test_days_since_below_a_millisecond(store: Store) -> None:
     world = World()
     world.customer("eva")
@@ -596,16 +539,6 @@ def test_property_names_with_sql_characters_are_bound(store: Store) -> None:
         assert conn.execute(select(func.count()).select_from(customers)).scalar_one() == 2
 
 
-@pytest.mark.parametrize(
-    "store",
-    _on(
-        "sqlite",
-        "SQLAlchemy's SQLite JSON path is '$.\"%s\"' with no escaping (compiler.py "
-        "Compiler._property), so a property named with a double quote always reads as missing",
-        AssertionError,
-    ),
-    indirect=True,
-)
 def test_property_names_with_double_quotes_are_bound(store: Store) -> None:
     name = 'say "hi"'
     check_all(store, _names_world(name), _name_cases(name))

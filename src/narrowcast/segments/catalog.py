@@ -14,6 +14,7 @@ from sqlalchemy import Connection, select
 from narrowcast.ingest.events import VOCABULARY
 from narrowcast.segments.compiler import COLUMN_ATTRIBUTES, DERIVED_ATTRIBUTES
 from narrowcast.segments.language import Catalog, ValueType
+from narrowcast.segments.scores import SCORE_TYPES
 from narrowcast.store.schema import attribute_keys, event_properties
 
 _STORED_TYPES: dict[str, ValueType] = {
@@ -55,4 +56,5 @@ def load_catalog(conn: Connection, segments: Mapping[str, str] | None = None) ->
         event_types=frozenset(properties),
         properties=properties,
         segments=dict(segments or {}),
+        scores=SCORE_TYPES,
     )

@@ -1,15 +1,29 @@
 """Turning a checked rule into one SQL query (SQLAlchemy Core) for both databases.
 
 Every rule becomes ``SELECT customers.id FROM customers WHERE <predicate>``.
-Per-customer event aggregates are correlated subqueries that the index
-``ix_events_customer_type_ts`` answers; store-wide ones are uncorrelated and
-run once.
+
+A condition on a per-customer value (an event aggregate or a score) compared
+with something that is the same for every customer (a constant, or a
+store-wide ``store_avg``) is asked as a set, the way one would write it by
+hand: ``customers.id IN (SELECT customer_id FROM events WHERE … GROUP BY
+customer_id HAVING …)`` — or, when the condition also holds for customers
+with no events at all (``count('order') < 2``), as ``NOT EXISTS`` a group
+where it fails (see ``grouped.py``). The database then answers each
+condition with one pass over the events index instead of one probe per
+customer. Conditions that compare two per-customer values fall back to
+correlated subqueries, which the index ``ix_events_customer_type_ts``
+answers.
+
+Indexes the compiled queries rely on: ``ix_events_customer_type_ts``
+(customer_id, type, ts) for the grouped scans and the correlated probes,
+``ix_events_type_ts`` (type, ts) for store-wide aggregates and ``ever``, the
+primary keys of ``customers`` and ``customer_scores``.
 
 Two-valued logic: SQL comparisons with NULL are "unknown", and ``NOT unknown``
 is still unknown, so ``not X`` would lose the customers for whom X is missing.
-Every atomic condition is therefore wrapped as ``coalesce(condition, false)``:
-a comparison with a missing value is false, and ``not X`` is exactly the
-complement of ``X``.
+Every atomic condition is therefore ``coalesce(condition, false)`` and every
+set form is never NULL: a comparison with a missing value is false, and
+``not X`` is exactly the complement of ``X``.
 
 Names never reach SQL as text: attributes map to columns or to a JSON path
 bound as a parameter, and every value is a bound parameter.
@@ -20,18 +34,16 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
     ColumnElement,
-    Date,
     Float,
     FromClause,
     Select,
     and_,
     case,
-    distinct,
     exists,
     false,
     func,
@@ -41,10 +53,8 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
+from narrowcast.segments.grouped import PerCustomer, count_distinct, grouped, known, latest
 from narrowcast.segments.language import (
     Aggregate,
     Attr,
@@ -55,10 +65,13 @@ from narrowcast.segments.language import (
     In,
     Node,
     Not,
+    Score,
     SegmentRef,
     StoreAvg,
     Truth,
 )
+from narrowcast.segments.scores import ScoreSettings, ScoreSql
+from narrowcast.segments.sql import AgeInYears, IsoDate, WholeDaysSince, json_property
 from narrowcast.store.schema import Instant, customers, events
 
 COLUMN_ATTRIBUTES = {
@@ -80,7 +93,7 @@ COLUMN_ATTRIBUTES = {
 DERIVED_ATTRIBUTES = {"age": "number"}
 _GEO_COLUMNS = ("country", "region", "city", "neighborhood")
 # Python's operators on SQLAlchemy columns render each dialect's own SQL ("=" for ==).
-_OPERATORS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
+_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "==": operator.eq,
     "!=": operator.ne,
     "<": operator.lt,
@@ -88,67 +101,27 @@ _OPERATORS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
     ">": operator.gt,
     ">=": operator.ge,
 }
-
-
-class _WholeDaysSince(FunctionElement[float]):
-    """floor((now − ts) in days), for a ts ≤ now."""
-
-    inherit_cache = True
-    type = Float()
-
-
-@compiles(_WholeDaysSince, "sqlite")
-def _days_sqlite(element: _WholeDaysSince, compiler: SQLCompiler, **kw: Any) -> str:
-    now, ts = (compiler.process(c, **kw) for c in element.clauses)
-    # Truncation is floor here: the difference is never negative (ts ≤ now).
-    return f"CAST(julianday({now}) - julianday({ts}) AS INTEGER)"
-
-
-@compiles(_WholeDaysSince, "postgresql")
-def _days_postgresql(element: _WholeDaysSince, compiler: SQLCompiler, **kw: Any) -> str:
-    now, ts = (compiler.process(c, **kw) for c in element.clauses)
-    return f"floor(extract(epoch FROM ({now} - {ts})) / 86400)"
-
-
-class _AgeInYears(FunctionElement[float]):
-    """Whole years between a birth date and a date."""
-
-    inherit_cache = True
-    type = Float()
-
-
-@compiles(_AgeInYears, "sqlite")
-def _age_sqlite(element: _AgeInYears, compiler: SQLCompiler, **kw: Any) -> str:
-    today, born = (compiler.process(c, **kw) for c in element.clauses)
-    return (
-        f"(CAST(strftime('%Y', {today}) AS INTEGER) - CAST(strftime('%Y', {born}) AS INTEGER)"
-        f" - (strftime('%m-%d', {today}) < strftime('%m-%d', {born})))"
-    )
-
-
-@compiles(_AgeInYears, "postgresql")
-def _age_postgresql(element: _AgeInYears, compiler: SQLCompiler, **kw: Any) -> str:
-    today, born = (compiler.process(c, **kw) for c in element.clauses)
-    return f"date_part('year', age({today}, {born}))"
+_MIRRORED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
 class Compiler:
     """Compiles checked rules for one evaluation instant ``now`` (aware, any zone)."""
 
-    def __init__(self, now: datetime) -> None:
+    def __init__(self, now: datetime, scores: ScoreSettings | None = None) -> None:
         if now.tzinfo is None:
             raise ValueError("the evaluation instant must be aware")
         # In UTC: windows are exact durations (no wall-clock DST shifts) and age
         # is counted on the UTC date, whatever zone the caller's instant was in.
         self.now = now.astimezone(UTC)
         self._now = literal(self.now, Instant)
+        self._scores = ScoreSql(scores or ScoreSettings(), self.now)
 
     def query(self, rule: Node) -> Select[tuple[str]]:
         """``SELECT customers.id`` of every customer the rule matches."""
         return select(customers.c.id).where(self.predicate(rule))
 
     def predicate(self, node: Node) -> ColumnElement[bool]:
-        """A condition that is never NULL."""
+        """A condition on the current ``customers`` row that is never NULL."""
         if isinstance(node, BoolOp):
             parts = [self.predicate(item) for item in node.items]
             return and_(*parts) if node.op == "and" else or_(*parts)
@@ -157,73 +130,136 @@ class Compiler:
         if isinstance(node, SegmentRef):
             return self.predicate(node.rule)
         if isinstance(node, Compare):
-            left, right = self._dated(node.left, node.right), self._dated(node.right, node.left)
-            return _known(_OPERATORS[node.op](left, right))
+            return self._compare(node)
         if isinstance(node, In):
-            item = self.value(node.item)
-            values = list(node.values)
-            return _known(item.not_in(values) if node.negated else item.in_(values))
+            return self._in(node)
         if isinstance(node, Geo):
             return and_(
                 *(
-                    _known(customers.c[column] == part)
+                    known(customers.c[column] == part)
                     for column, part in zip(_GEO_COLUMNS, node.parts, strict=False)
                 )
             )
         if isinstance(node, Const) and node.type == "bool":
             return true() if node.value else false()
         if isinstance(node, Truth):
-            if isinstance(node.item, Aggregate) and node.item.function == "ever":
-                return self._ever(node.item)
-            return _known(self.value(node.item) == literal(True, Boolean))
+            return self._truth(node.item)
         raise TypeError(f"not a condition: {node!r}")
 
     def value(self, node: Node) -> ColumnElement[Any]:
-        """A value that may be NULL (missing)."""
+        """The value for the current ``customers`` row; NULL when missing."""
         if isinstance(node, Const):
             return literal(node.value, Float) if node.type == "number" else literal(node.value)
         if isinstance(node, Attr):
             return self._attribute(node)
-        if isinstance(node, Aggregate):
-            if node.function == "ever":
-                return self._ever(node)
-            return self._aggregate(node)
+        if isinstance(node, Aggregate | Score):
+            source = self.per_customer(node)
+            assert source is not None
+            return source.correlated
         if isinstance(node, StoreAvg):
             e = events.alias("se")
             where = [e.c.type == node.event_type, *self._window(e, node.within)]
-            column = self._property(e, node.property, "number")
+            column = _property(e, node.property, "number")
             return select(func.avg(column)).where(*where).scalar_subquery()
         return case((self.predicate(node), True), else_=False)
 
-    def _dated(self, node: Node, other: Node) -> ColumnElement[Any]:
-        """A text constant compared with a date is bound as a date (PostgreSQL needs it)."""
-        if isinstance(node, Const) and node.type == "text" and other.type == "date":
-            return literal(date.fromisoformat(node.value), Date)
+    def per_customer(self, node: Node) -> PerCustomer | None:
+        """The value as a ``PerCustomer`` when it comes from events or scores, else None."""
+        if isinstance(node, Score):
+            return self._scores.build(node.name)
+        if isinstance(node, Aggregate):
+            return self._aggregate(node)
+        return None
+
+    # --- conditions ------------------------------------------------------------------
+
+    def _compare(self, node: Compare) -> ColumnElement[bool]:
+        op = _OPERATORS[node.op]
+        left, right = node.left, node.right
+        if "date" in (left.type, right.type):
+            return known(op(self._iso(left), self._iso(right)))
+        for mine, other, symbol in ((left, right, node.op), (right, left, _MIRRORED[node.op])):
+            source = self.per_customer(mine)
+            if source is not None and _same_for_everyone(other):
+                holds = _comparison(_OPERATORS[symbol], self.value(other))
+                return self._among(source, holds, other, symbol)
+        return known(op(self.value(left), self.value(right)))
+
+    def _in(self, node: In) -> ColumnElement[bool]:
+        values = list(node.values)
+        if node.item.type == "date":
+            values = [_iso_text(v) for v in values]
+            item = self._iso(node.item)
+            return known(item.not_in(values) if node.negated else item.in_(values))
+
+        def holds(v: ColumnElement[Any]) -> ColumnElement[bool]:
+            return v.not_in(values) if node.negated else v.in_(values)
+
+        source = self.per_customer(node.item)
+        if source is not None:
+            empty = source.empty
+            empty_holds = empty is not None and (
+                any(_same(empty, v) for v in values) != node.negated
+            )
+            return source.where(holds, empty_holds)
+        return known(holds(self.value(node.item)))
+
+    def _truth(self, item: Node) -> ColumnElement[bool]:
+        if isinstance(item, Aggregate) and item.function == "ever":
+            e, where = self._events(item)
+            return customers.c.id.in_(select(e.c.customer_id).where(*where))
+        source = self.per_customer(item)
+        if source is not None:
+            return source.where(lambda v: v == literal(True, Boolean), source.empty is True)
+        return known(self.value(item) == literal(True, Boolean))
+
+    def _among(
+        self,
+        source: PerCustomer,
+        holds: Callable[[ColumnElement[Any]], ColumnElement[bool]],
+        other: Node,
+        symbol: str,
+    ) -> ColumnElement[bool]:
+        """Customers whose value satisfies ``holds``, asked as a set (see grouped.py)."""
+        empty = source.empty
+        if empty is None:
+            return source.where(holds, False)
+        if isinstance(other, Const):
+            empty_holds = _same_kind(empty, other.value) and bool(
+                _OPERATORS[symbol](empty, other.value)
+            )
+            return source.where(holds, empty_holds)
+        # The other side is only known to the database (store_avg): let it decide.
+        empty_holds_sql = known(holds(literal(empty)))
+        return or_(
+            and_(empty_holds_sql, source.where(holds, True)),
+            and_(not_(empty_holds_sql), source.where(holds, False)),
+        )
+
+    # --- values ----------------------------------------------------------------------
+
+    def _iso(self, node: Node) -> ColumnElement[Any]:
+        """A date-typed value (or ISO text meant as one) as 'YYYY-MM-DD' text."""
+        if isinstance(node, Const):
+            return literal(_iso_text(node.value))
+        if isinstance(node, Attr) and node.name in COLUMN_ATTRIBUTES:
+            return IsoDate(customers.c[node.name])
         return self.value(node)
 
     def _attribute(self, node: Attr) -> ColumnElement[Any]:
         if node.name == "age":
-            return _AgeInYears(literal(self.now.date(), Date), customers.c.birth_date)
+            return AgeInYears(literal(self.now.date()), customers.c.birth_date)
         if node.name in COLUMN_ATTRIBUTES:
             return customers.c[node.name]
-        value = customers.c.attributes[node.name]
-        if node.type == "number":
-            return cast(ColumnElement[Any], value.as_float())
-        if node.type == "bool":
-            return cast(ColumnElement[Any], value.as_boolean())
-        return cast(ColumnElement[Any], value.as_string())
+        kind = node.type if node.type in ("number", "bool") else "text"
+        return json_property(customers, node.name, kind, column="attributes")  # type: ignore[no-any-return]
 
     def _events(self, node: Aggregate) -> tuple[FromClause, list[ColumnElement[bool]]]:
+        """The events the aggregate reads, for every customer (no correlation)."""
         e = events.alias("e")
-        where = [e.c.customer_id == customers.c.id, e.c.type == node.event_type]
-        where += self._window(e, node.within)
+        where = [e.c.type == node.event_type, *self._window(e, node.within)]
         for key, wanted in node.filters:
-            kind = (
-                "number"
-                if isinstance(wanted, int | float) and not isinstance(wanted, bool)
-                else ("bool" if isinstance(wanted, bool) else "text")
-            )
-            where.append(self._property(e, key, kind) == wanted)
+            where.append(_property(e, key, _kind(wanted)) == wanted)
         return e, where
 
     def _window(self, e: FromClause, within: Any) -> list[ColumnElement[bool]]:
@@ -232,48 +268,84 @@ class Compiler:
             where.append(e.c.ts > literal(self.now - within, Instant))
         return where
 
-    @staticmethod
-    def _property(e: FromClause, name: str, kind: str) -> ColumnElement[Any]:
-        if name == "value" and kind == "number":
-            return e.c.value  # the typed hot column, filled from properties.value
-        prop = e.c.properties[name]
-        if kind == "number":
-            return cast(ColumnElement[Any], prop.as_float())
-        if kind == "bool":
-            return cast(ColumnElement[Any], prop.as_boolean())
-        return cast(ColumnElement[Any], prop.as_string())
-
-    def _ever(self, node: Aggregate) -> ColumnElement[bool]:
+    def _aggregate(self, node: Aggregate) -> PerCustomer:
         e, where = self._events(node)
-        return exists().where(*where)
-
-    def _aggregate(self, node: Aggregate) -> ColumnElement[Any]:
-        e, where = self._events(node)
+        mine = [e.c.customer_id == customers.c.id, *where]
         function = node.function
+
+        def one(value: ColumnElement[Any], empty: Any = None) -> PerCustomer:
+            correlated: ColumnElement[Any] = select(value).where(*mine).scalar_subquery()
+            if empty is not None:
+                correlated = func.coalesce(correlated, literal(empty))
+            return PerCustomer(grouped(e.c.customer_id, value, where), empty, correlated)
+
         if function == "count":
-            return select(func.count()).where(*where).scalar_subquery()
-        if function == "last":
-            assert node.property is not None
-            column = self._property(e, node.property, node.type)
-            ordered = select(column).where(*where).order_by(e.c.ts.desc(), e.c.id.desc())
-            return ordered.limit(1).scalar_subquery()
+            return one(func.count(), 0)
+        if function == "ever":
+            return PerCustomer(
+                grouped(e.c.customer_id, func.count() > 0, where), False, exists().where(*mine)
+            )
         if function in ("days_since", "days_since_first"):
-            latest = func.max(e.c.ts) if function == "days_since" else func.min(e.c.ts)
-            return select(_WholeDaysSince(self._now, latest)).where(*where).scalar_subquery()
+            edge = func.max(e.c.ts) if function == "days_since" else func.min(e.c.ts)
+            return one(WholeDaysSince(self._now, edge))
         assert node.property is not None
-        kind = "number" if function != "distinct" else "text"
-        column = self._property(e, node.property, kind)
+        if function == "last":
+            column = _property(e, node.property, node.type)
+            order = (e.c.ts, e.c.id)
+            correlated = (
+                select(column)
+                .where(*mine)
+                .order_by(*(o.desc() for o in order))
+                .limit(1)
+                .scalar_subquery()
+            )
+            return PerCustomer(latest(e.c.customer_id, column, order, where), None, correlated)
         if function == "distinct":
-            return select(func.count(distinct(column))).where(*where).scalar_subquery()
+            return one(count_distinct(_property(e, node.property, "text")), 0)
+        column = _property(e, node.property, "number")
         if function == "sum":
-            total = select(func.sum(column)).where(*where).scalar_subquery()
-            return func.coalesce(total, 0.0)
+            return one(func.coalesce(func.sum(column), literal(0.0)), 0.0)
         if function == "avg":
-            return select(func.avg(column)).where(*where).scalar_subquery()
-        if function == "min":
-            return select(func.min(column)).where(*where).scalar_subquery()
-        return select(func.max(column)).where(*where).scalar_subquery()
+            return one(func.avg(column))
+        return one(func.min(column) if function == "min" else func.max(column))
 
 
-def _known(condition: ColumnElement[Any]) -> ColumnElement[bool]:
-    return func.coalesce(condition, false())
+def _property(e: FromClause, name: str, kind: str) -> ColumnElement[Any]:
+    if name == "value" and kind == "number":
+        return e.c.value  # the typed hot column, filled from properties.value
+    return json_property(e, name, kind)  # type: ignore[no-any-return]
+
+
+def _comparison(
+    op: Callable[[Any, Any], Any], other: ColumnElement[Any]
+) -> Callable[[ColumnElement[Any]], ColumnElement[bool]]:
+    return lambda value: op(value, other)
+
+
+def _same_for_everyone(node: Node) -> bool:
+    return isinstance(node, Const | StoreAvg)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    return "text"
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    return _kind(a) == _kind(b)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return _same_kind(a, b) and bool(a == b)
+
+
+def _iso_text(value: Any) -> Any:
+    """ISO text for a date constant (``19900615`` reads as 1990-06-15, as Python does)."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str):
+        return date.fromisoformat(value).isoformat()
+    return value

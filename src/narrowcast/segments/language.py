@@ -67,6 +67,8 @@ class Catalog:
     properties: Mapping[str, Mapping[str, ValueType]] = field(default_factory=dict)
     segments: Mapping[str, str] = field(default_factory=dict)
     """Named segment rules, for ``segment('name')``."""
+    scores: Mapping[str, ValueType] = field(default_factory=dict)
+    """Score names (``lead_score``, ``nps_class``, …); they win over attributes."""
 
 
 # --- the checked tree ------------------------------------------------------------
@@ -80,6 +82,14 @@ class Const:
 
 @dataclass(frozen=True)
 class Attr:
+    name: str
+    type: ValueType
+
+
+@dataclass(frozen=True)
+class Score:
+    """A computed score (see ``scores.py``), used like an attribute."""
+
     name: str
     type: ValueType
 
@@ -152,7 +162,20 @@ class Truth:
     type: ValueType = "bool"
 
 
-Node = Const | Attr | Aggregate | StoreAvg | Geo | SegmentRef | Compare | In | BoolOp | Not | Truth
+Node = (
+    Const
+    | Attr
+    | Score
+    | Aggregate
+    | StoreAvg
+    | Geo
+    | SegmentRef
+    | Compare
+    | In
+    | BoolOp
+    | Not
+    | Truth
+)
 
 _OPS: dict[type[ast.cmpop], str] = {
     ast.Eq: "==",
@@ -253,11 +276,14 @@ class _Checker:
     def name(self, node: ast.Name) -> Node:
         if node.id in ("True", "False"):
             return Const(node.id == "True", "bool")
+        score_type = self.catalog.scores.get(node.id)
+        if score_type is not None:
+            return Score(node.id, score_type)
         attribute_type = self.catalog.attributes.get(node.id)
         if attribute_type is None:
             if node.id in FUNCTIONS:
                 raise self.error(node, f"{node.id} is a function — call it: {node.id}(…)")
-            hint = did_you_mean(node.id, self.catalog.attributes)
+            hint = did_you_mean(node.id, [*self.catalog.attributes, *self.catalog.scores])
             raise self.error(node, f"unknown attribute '{node.id}'{hint}")
         return Attr(node.id, attribute_type)
 
@@ -302,13 +328,16 @@ class _Checker:
         if kinds == {"date", "text"}:
             # Dates compare with ISO text, birth_date < '1990-01-01', if it is a real date.
             text = right if right.type == "text" else left
-            if isinstance(text, Const):
-                try:
-                    date.fromisoformat(text.value)
-                except ValueError:
-                    raise self.error(
-                        node, f"{text.value!r} is not a date like 1990-01-31"
-                    ) from None
+            if not isinstance(text, Const):
+                raise self.error(
+                    node,
+                    "a date can only be compared with a date or a date written like "
+                    "'1990-01-31' — this value is text",
+                )
+            try:
+                date.fromisoformat(text.value)
+            except ValueError:
+                raise self.error(node, f"{text.value!r} is not a date like 1990-01-31") from None
             return
         if len(kinds) > 1:
             raise self.error(
