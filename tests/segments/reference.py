@@ -18,7 +18,12 @@ from the compiler's SQL:
 * ``days_since`` and ``days_since_first`` are whole days (floor) of absolute
   24-hour days between the event and ``now``;
 * ``last`` is the property of the latest event, ties broken by the later
-  event id, and missing when that event lacks the property.
+  event id, and missing when that event lacks the property;
+* scores follow the formulas in ``narrowcast.segments.scores``'s docstring:
+  lead score points per matching event (halved every ``half_life``), the
+  latest NPS answer and its class, intent from the latest product interest,
+  RFM quintiles ``ceil(5k/n)`` with ties sharing a score, and ``clv`` as
+  stored in ``World.scores``.
 
 ``World.write`` puts the same world into a real store, so a test can evaluate
 a rule both ways.
@@ -43,13 +48,23 @@ from narrowcast.segments.language import (
     Const,
     Geo,
     In,
+    LatestOf,
     Node,
     Not,
+    Score,
     SegmentRef,
     StoreAvg,
     Truth,
+    parse_duration,
 )
-from narrowcast.store.schema import attribute_keys, customers, event_properties, events
+from narrowcast.segments.scores import ScoreSettings
+from narrowcast.store.schema import (
+    attribute_keys,
+    customer_scores,
+    customers,
+    event_properties,
+    events,
+)
 
 # Customer columns a rule can name directly; everything else is in ``attributes``.
 COLUMNS = frozenset(customers.c.keys()) - {"attributes", "created_at", "updated_at"}
@@ -81,6 +96,8 @@ class World:
     events: list[dict[str, Any]] = field(default_factory=list)
     attribute_types: dict[str, str] = field(default_factory=dict)
     property_types: dict[str, dict[str, str]] = field(default_factory=dict)
+    scores: dict[tuple[str, str], float | None] = field(default_factory=dict)
+    """Fitted scores by (customer id, score name), as ``customer_scores`` holds them."""
 
     def customer(self, id: str, **columns: Any) -> dict[str, Any]:
         attributes = columns.pop("attributes", {})
@@ -105,7 +122,7 @@ class World:
 
     def write(self, conn: Connection) -> None:
         """Replace everything the rule language reads with this world."""
-        for table in (events, event_properties, attribute_keys, customers):
+        for table in (customer_scores, events, event_properties, attribute_keys, customers):
             conn.execute(delete(table))
         if self.customers:
             conn.execute(
@@ -136,6 +153,14 @@ class World:
         ]
         if catalogued:
             conn.execute(insert(event_properties), catalogued)
+        if self.scores:
+            conn.execute(
+                insert(customer_scores),
+                [
+                    {"customer_id": c, "name": name, "value": value, "computed_at": SEEDED_AT}
+                    for (c, name), value in self.scores.items()
+                ],
+            )
         if self.events:
             conn.execute(
                 insert(events),
@@ -154,15 +179,24 @@ class World:
             )
 
 
-def evaluate(rule: Node, world: World, now: datetime) -> set[str]:
+def evaluate(
+    rule: Node, world: World, now: datetime, scores: ScoreSettings | None = None
+) -> set[str]:
     """The ids of the customers of ``world`` that ``rule`` matches at ``now``."""
-    return {c["id"] for c in world.customers if _Evaluation(world, now, c).holds(rule)}
+    settings = scores or ScoreSettings()
+    return {c["id"] for c in world.customers if _Evaluation(world, now, c, settings).holds(rule)}
 
 
-def value_of(node: Node, world: World, now: datetime, customer_id: str) -> Any:
+def value_of(
+    node: Node,
+    world: World,
+    now: datetime,
+    customer_id: str,
+    scores: ScoreSettings | None = None,
+) -> Any:
     """What ``node`` (an attribute, an aggregate, …) is for one customer; None if missing."""
     (customer,) = (c for c in world.customers if c["id"] == customer_id)
-    return _Evaluation(world, now, customer).value(node)
+    return _Evaluation(world, now, customer, scores or ScoreSettings()).value(node)
 
 
 def age(born: date | None, today: date) -> int | None:
@@ -178,10 +212,13 @@ def whole_days(now: datetime, then: datetime) -> int:
 
 
 class _Evaluation:
-    def __init__(self, world: World, now: datetime, customer: dict[str, Any]) -> None:
+    def __init__(
+        self, world: World, now: datetime, customer: dict[str, Any], scores: ScoreSettings
+    ) -> None:
         self.world = world
         self.now = now.astimezone(UTC)
         self.customer = customer
+        self.scores = scores
 
     def holds(self, node: Node) -> bool:
         if isinstance(node, BoolOp):
@@ -217,6 +254,17 @@ class _Evaluation:
             return node.value
         if isinstance(node, Attr):
             return self.attribute(node)
+        if isinstance(node, Score):
+            return self.score(node.name)
+        if isinstance(node, LatestOf):
+            chosen = [
+                e
+                for e in self.world.events
+                if e["customer_id"] == self.customer["id"]
+                and e["type"] in node.event_types
+                and self.in_window(e, node.within)
+            ]
+            return max(chosen, key=lambda e: (e["ts"], e["id"]))["type"] if chosen else None
         if isinstance(node, Truth):
             return self.value(node.item)
         if isinstance(node, Aggregate):
@@ -252,6 +300,8 @@ class _Evaluation:
             and e["type"] == node.event_type
             and self.in_window(e, node.within)
             and all(_same(e["properties"].get(key), wanted) for key, wanted in node.filters)
+            and all(e["properties"].get(key) is not None for key in node.present)
+            and all(e["properties"].get(key) is None for key in node.absent)
         ]
         function = node.function
         if function == "count":
@@ -280,6 +330,100 @@ class _Evaluation:
         if function == "distinct":
             return len(set(values))
         raise AssertionError(f"unknown function {function}")
+
+    # --- scores -------------------------------------------------------------------
+
+    def mine(self, kinds: Iterable[str]) -> list[dict[str, Any]]:
+        wanted = set(kinds)
+        return [
+            e
+            for e in self.world.events
+            if e["customer_id"] == self.customer["id"]
+            and e["type"] in wanted
+            and self.in_window(e, None)
+        ]
+
+    def score(self, name: str) -> Any:
+        if name.startswith("rfm_"):
+            return self.rfm(name[-1])
+        if name == "clv":
+            return self.world.scores.get((self.customer["id"], "clv"))
+        return getattr(self, name)()
+
+    def lead_score(self) -> float:
+        settings = self.scores.lead_score
+        total = 0.0
+        for event in self.mine(rule.event for rule in settings.rules):
+            points = 0.0
+            for rule in settings.rules:
+                if event["type"] != rule.event:
+                    continue
+                if not all(_same(event["properties"].get(k), v) for k, v in rule.match.items()):
+                    continue
+                if rule.within is not None and not self.in_window(
+                    event, parse_duration(rule.within)
+                ):
+                    continue
+                points += rule.points
+            if settings.half_life is not None:
+                age = (self.now - event["ts"]) / parse_duration(settings.half_life)
+                points *= 0.5**age
+            total += points
+        return total
+
+    def nps(self) -> Any:
+        settings = self.scores.nps
+        answers = self.mine([settings.event])
+        if not answers:
+            return None
+        latest = max(answers, key=lambda e: (e["ts"], e["id"]))
+        score = latest["properties"].get(settings.property)
+        return score if _kind(score) == "number" else None
+
+    def nps_class(self) -> str | None:
+        score = self.nps()
+        if score is None:
+            return None
+        if score >= self.scores.nps.promoter:
+            return "promoter"
+        return "passive" if score >= self.scores.nps.passive else "detractor"
+
+    def intent(self) -> str:
+        settings = self.scores.intent
+        interest = self.mine(settings.events)
+        if interest:
+            age = self.now - max(e["ts"] for e in interest)
+            if age < parse_duration(settings.hot):
+                return "hot"
+            if age < parse_duration(settings.warm):
+                return "warm"
+        return "cold"
+
+    def rfm(self, which: str) -> int | None:
+        settings = self.scores.rfm
+        within = parse_duration(settings.within) if settings.within else None
+        metrics: dict[str, Any] = {}
+        for customer_id in {e["customer_id"] for e in self.world.events}:
+            orders = [
+                e
+                for e in self.world.events
+                if e["customer_id"] == customer_id
+                and e["type"] == settings.event
+                and self.in_window(e, within)
+            ]
+            if orders:
+                values = _present(_number(e["properties"].get("value")) for e in orders)
+                metrics[customer_id] = {
+                    "r": max(e["ts"] for e in orders),
+                    "f": len(orders),
+                    "m": math.fsum(values),
+                }[which]
+        mine = metrics.get(self.customer["id"])
+        if mine is None:
+            return None
+        n = len(metrics)
+        k = sum(1 for value in metrics.values() if value <= mine)
+        return (5 * k + n - 1) // n
 
 
 def _kind(value: Any) -> str:

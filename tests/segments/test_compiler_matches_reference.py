@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from narrowcast.segments import Compiler, load_catalog, parse_rule
 from narrowcast.segments.language import Compare, Node, Truth
+from narrowcast.segments.scores import Intent, LeadRule, LeadScore, Nps, ScoreSettings
 from narrowcast.store import Store
 from narrowcast.store.schema import CUSTOMER_TYPES, customers
 from tests.segments.reference import World, evaluate, value_of
@@ -92,6 +93,34 @@ SEGMENTS = {
 NUMBERS = [0, 1, 2, 3, 5, 7, 12.5, 30]
 DATES = ["1990-06-15", "2000-02-29", "1960-03-01", "2005-01-01", "19900615"]
 ORDERINGS = ["<", "<=", ">", ">="]
+# Scores read this world's event types, so every score has data to get wrong.
+SCORES = ScoreSettings(
+    lead_score=LeadScore(
+        rules=(
+            LeadRule(event="page_view", match={"page": "home"}, points=10),
+            LeadRule(event="page_view", match={"device": "mobile"}, points=2.5),
+            LeadRule(event="cart_add", points=-3, within="7d"),
+            LeadRule(event="order", match={"value": 40.0}, points=20),
+        )
+    ),
+    nps=Nps(event="cart_add", property="value", promoter=40, passive=12.5),
+    intent=Intent(events=("page_view", "cart_add"), hot="1d", warm="7d"),
+)
+SCORE_CONDITIONS = [
+    *(f"lead_score {op} {n}" for op in (">=", "<", "==") for n in (-3, 0, 10, 12.5)),
+    *(f"nps {op} {n}" for op in (">=", "<") for n in (5, 12.5)),
+    *(f"nps_class == {c!r}" for c in ("promoter", "passive", "detractor")),
+    "nps_class != 'promoter'",
+    "nps_class in ['promoter', 'passive']",
+    *(f"intent == {c!r}" for c in ("hot", "warm", "cold")),
+    "intent != 'cold'",
+    "intent not in ['hot']",
+    *(f"rfm_{m} {op} {k}" for m in "rfm" for op in (">=", "<=") for k in (1, 3, 5)),
+    "clv > 10",
+    "clv <= 10",
+    "rfm_r > rfm_f",
+    "lead_score > count('page_view')",
+]
 NOT_SET = object()
 
 
@@ -159,6 +188,9 @@ def worlds(draw: st.DrawFn) -> tuple[World, datetime]:
             kind = draw(st.sampled_from(EVENT_TYPES))
             ts = now + draw(offsets)
         world.event(owner, kind, ts, **{k: v for k, v in properties.items() if v is not NOT_SET})
+    for customer in world.customers:
+        if draw(st.booleans()):
+            world.scores[(customer["id"], "clv")] = draw(st.sampled_from([None, 0.0, 10.0, 55.5]))
     return world, now
 
 
@@ -172,6 +204,9 @@ def _keywords(draw: st.DrawFn, *, filters: bool = True) -> str:
     if filters and draw(st.booleans()):
         name = draw(st.sampled_from(sorted(PROPERTY_VALUES)))
         parts.append(f"{name}={draw(st.sampled_from(PROPERTY_VALUES[name]))!r}")
+    if filters and draw(st.integers(0, 3)) == 0:
+        presence = draw(st.sampled_from(["has", "lacks"]))
+        parts.append(f"{presence}={draw(st.sampled_from(sorted(PROPERTY_VALUES)))!r}")
     return "".join(f", {p}" for p in parts)
 
 
@@ -197,6 +232,9 @@ def _values(draw: st.DrawFn) -> list[str]:
     """The attributes and every function once, with a random event type, window
     and filter; each is made a rule by a comparison, so that it parses."""
     texts = ["age >= 0", "score >= 0", "lifestyle != ''", "birth_date != '2000-01-01'", "vip"]
+    texts += ["lead_score >= 0", "nps >= 0", "nps_class != ''", "intent != ''", "clv >= 0"]
+    texts += ["rfm_r >= 0", "rfm_f >= 0", "rfm_m >= 0"]
+    texts += ["latest_of('order', 'cart_add', 'page_view') != ''"]
     for function in ("count", "days_since", "days_since_first"):
         texts.append(f"{function}({draw(st.sampled_from(EVENT_TYPES))!r}{_keywords(draw)}) >= 0")
     texts.append(f"ever({draw(st.sampled_from(EVENT_TYPES))!r}{_keywords(draw)})")
@@ -220,7 +258,18 @@ def _atom(draw: st.DrawFn, dialect: str) -> str:
     def equal(left: str, right: Any) -> str:
         return f"{left} == {right!r}" if draw(st.booleans()) else f"{left} in [{right!r}]"
 
-    choice = draw(st.integers(0, 13))
+    choice = draw(st.integers(0, 15))
+    if choice == 14:
+        return draw(st.sampled_from(SCORE_CONDITIONS))
+    if choice == 15:
+        kinds = draw(st.lists(st.sampled_from(EVENT_TYPES), min_size=2, max_size=3, unique=True))
+        within = (
+            f", within={draw(st.sampled_from(sorted(WINDOWS)))!r}" if draw(st.booleans()) else ""
+        )
+        call = f"latest_of({', '.join(map(repr, kinds))}{within})"
+        if draw(st.booleans()):
+            return f"{call} in {kinds[:1]!r}"
+        return f"{call} {draw(st.sampled_from(['==', '!=']))} {kinds[-1]!r}"
     if choice == 0:
         name = draw(st.sampled_from(sorted(TEXT_ATTRIBUTES)))
         value = draw(st.sampled_from(TEXT_ATTRIBUTES[name]))
@@ -320,7 +369,7 @@ def _operand(rule: Node) -> Node:
 def _members(store: Store, text: str, now: datetime) -> tuple[set[str], Any]:
     with store.connect() as conn:
         rule = parse_rule(text, load_catalog(conn, SEGMENTS))
-        found = set(conn.execute(Compiler(now).query(rule)).scalars())
+        found = set(conn.execute(Compiler(now, SCORES).query(rule)).scalars())
     return found, rule
 
 
@@ -336,7 +385,7 @@ def test_compiler_matches_reference(store: Store, data: st.DataObject) -> None:
         world.write(conn)
     for text in texts:
         found, rule = _members(store, text, now)
-        assert found == evaluate(rule, world, now), text
+        assert found == evaluate(rule, world, now, SCORES), text
 
 
 @SETTINGS
@@ -350,11 +399,11 @@ def test_values_match_reference(store: Store, data: st.DataObject) -> None:
     with store.connect() as conn:
         catalog = load_catalog(conn)
         nodes = [_operand(parse_rule(text, catalog)) for text in texts]
-        compiler = Compiler(now)
+        compiler = Compiler(now, SCORES)
         query = select(customers.c.id, *(compiler.value(node) for node in nodes))
         rows = conn.execute(query).all()
     for customer_id, *found in rows:
-        expected = [value_of(node, world, now, customer_id) for node in nodes]
+        expected = [value_of(node, world, now, customer_id, SCORES) for node in nodes]
         assert found == expected, (customer_id, texts)
 
 
@@ -367,7 +416,7 @@ def test_not_is_the_complement(store: Store, data: st.DataObject) -> None:
         world.write(conn)
     matched, rule = _members(store, text, now)
     unmatched, negated = _members(store, f"not ({text})", now)
-    assert matched == evaluate(rule, world, now)
+    assert matched == evaluate(rule, world, now, SCORES)
     assert matched.isdisjoint(unmatched)
     assert matched | unmatched == world.ids()
-    assert unmatched == evaluate(negated, world, now)
+    assert unmatched == evaluate(negated, world, now, SCORES)

@@ -63,6 +63,7 @@ from narrowcast.segments.language import (
     Const,
     Geo,
     In,
+    LatestOf,
     Node,
     Not,
     Score,
@@ -152,7 +153,7 @@ class Compiler:
             return literal(node.value, Float) if node.type == "number" else literal(node.value)
         if isinstance(node, Attr):
             return self._attribute(node)
-        if isinstance(node, Aggregate | Score):
+        if isinstance(node, Aggregate | Score | LatestOf):
             source = self.per_customer(node)
             assert source is not None
             return source.correlated
@@ -169,6 +170,8 @@ class Compiler:
             return self._scores.build(node.name)
         if isinstance(node, Aggregate):
             return self._aggregate(node)
+        if isinstance(node, LatestOf):
+            return self._latest_of(node)
         return None
 
     # --- conditions ------------------------------------------------------------------
@@ -260,6 +263,8 @@ class Compiler:
         where = [e.c.type == node.event_type, *self._window(e, node.within)]
         for key, wanted in node.filters:
             where.append(_property(e, key, _kind(wanted)) == wanted)
+        where += [json_property(e, key, "text").is_not(None) for key in node.present]
+        where += [json_property(e, key, "text").is_(None) for key in node.absent]
         return e, where
 
     def _window(self, e: FromClause, within: Any) -> list[ColumnElement[bool]]:
@@ -308,6 +313,19 @@ class Compiler:
         if function == "avg":
             return one(func.avg(column))
         return one(func.min(column) if function == "min" else func.max(column))
+
+    def _latest_of(self, node: LatestOf) -> PerCustomer:
+        e = events.alias("e")
+        where = [e.c.type.in_(node.event_types), *self._window(e, node.within)]
+        order = (e.c.ts, e.c.id)
+        correlated = (
+            select(e.c.type)
+            .where(e.c.customer_id == customers.c.id, *where)
+            .order_by(*(o.desc() for o in order))
+            .limit(1)
+            .scalar_subquery()
+        )
+        return PerCustomer(latest(e.c.customer_id, e.c.type, order, where), None, correlated)
 
 
 def _property(e: FromClause, name: str, kind: str) -> ColumnElement[Any]:

@@ -7,8 +7,9 @@ functions below — then checked against the ``Catalog`` (known attributes,
 event types and properties) and turned into a small typed tree that the
 compiler (SQL) and the test suite's reference evaluator (Python) both read.
 
-Functions (``within`` windows are (now − duration, now]; keyword arguments
-other than ``within`` filter on event properties by equality):
+Functions (``within`` windows are (now − duration, now]; ``has='prop'`` and
+``lacks='prop'`` keep the events where the property has a value / has none;
+every other keyword argument filters on an event property by equality):
 
 =========================  ======  ============================================
 ``count(type, …)``         number  events; 0 when none
@@ -19,6 +20,7 @@ other than ``within`` filter on event properties by equality):
 ``days_since(type, …)``    number  whole days since the latest; missing when none
 ``days_since_first(…)``    number  whole days since the first
 ``last(type, prop)``       any     the property of the latest such event
+``latest_of(t1, t2, …)``   text    which of the types happened last (``within``)
 ``store_avg(type, prop)``  number  average over the whole store
 ``in_geo('ES/Andalucía')`` bool    country / region / city / neighbourhood prefix
 ``segment('vip')``         bool    membership of another named segment
@@ -51,7 +53,8 @@ AGGREGATES = (
     "days_since_first",
     "last",
 )
-FUNCTIONS = (*AGGREGATES, "store_avg", "in_geo", "segment")
+FUNCTIONS = (*AGGREGATES, "latest_of", "store_avg", "in_geo", "segment")
+_PRESENCE = ("has", "lacks")
 _NEEDS_PROPERTY = {"sum", "avg", "min", "max", "distinct", "last", "store_avg"}
 _DURATION = re.compile(r"([1-9][0-9]{0,5})([hdw])")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
@@ -102,6 +105,19 @@ class Aggregate:
     within: timedelta | None
     filters: tuple[tuple[str, Any], ...]
     type: ValueType
+    present: tuple[str, ...] = ()
+    """Properties that must have a value (``has=``)."""
+    absent: tuple[str, ...] = ()
+    """Properties that must have none (``lacks=``)."""
+
+
+@dataclass(frozen=True)
+class LatestOf:
+    """The type of the customer's latest event among ``event_types``."""
+
+    event_types: tuple[str, ...]
+    within: timedelta | None
+    type: ValueType = "text"
 
 
 @dataclass(frozen=True)
@@ -167,6 +183,7 @@ Node = (
     | Attr
     | Score
     | Aggregate
+    | LatestOf
     | StoreAvg
     | Geo
     | SegmentRef
@@ -358,6 +375,9 @@ class _Checker:
         for keyword in node.keywords:
             if keyword.arg is None:
                 raise self.error(node, "**arguments are not allowed")
+            if keyword.arg in _PRESENCE:
+                keywords[keyword.arg] = self.names(keyword.value, keyword.arg)
+                continue
             value = self.expr(keyword.value)
             if not isinstance(value, Const):
                 raise self.error(keyword.value, f"{keyword.arg}= takes a plain value")
@@ -366,7 +386,48 @@ class _Checker:
             return self.geo(node, args, keywords)
         if name == "segment":
             return self.segment(node, args, keywords)
+        if name == "latest_of":
+            return self.latest_of(node, args, keywords)
         return self.aggregate(node, name, args, keywords)
+
+    def names(self, node: ast.expr, keyword: str) -> tuple[str, ...]:
+        """``has='coupon'`` or ``has=['coupon', 'brand']``."""
+        items = node.elts if isinstance(node, ast.List | ast.Tuple) else [node]
+        found = []
+        for item in items:
+            if not (isinstance(item, ast.Constant) and isinstance(item.value, str)):
+                raise self.error(
+                    item, f"{keyword}= takes a quoted property name, e.g. {keyword}='coupon'"
+                )
+            found.append(item.value)
+        if not found:
+            raise self.error(node, f"{keyword}= needs at least one property name")
+        return tuple(found)
+
+    def event_type(self, node: ast.AST, event_type: str) -> str:
+        if event_type not in self.catalog.event_types:
+            hint = did_you_mean(event_type, self.catalog.event_types)
+            raise self.error(node, f"unknown event type '{event_type}'{hint}")
+        return event_type
+
+    def within(self, node: ast.AST, keywords: dict[str, Any]) -> timedelta | None:
+        if "within" not in keywords:
+            return None
+        try:
+            return parse_duration(keywords.pop("within"))
+        except ValueError as exc:
+            raise self.error(node, f"within={exc}") from None
+
+    def latest_of(self, node: ast.Call, args: list[str], keywords: dict[str, Any]) -> LatestOf:
+        if len(args) < 2:
+            raise self.error(
+                node, "latest_of takes two or more event types, e.g. latest_of('cart_add', 'order')"
+            )
+        types = tuple(self.event_type(node, kind) for kind in args)
+        within = self.within(node, keywords)
+        if keywords:
+            raise self.error(node, "latest_of takes only within=")
+        return LatestOf(types, within)
 
     def literal_text(self, node: ast.expr, function: str) -> str:
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -414,26 +475,23 @@ class _Checker:
                 node,
                 f"{name} takes {wants} quoted argument{'s' if wants > 1 else ''}, e.g. {example}",
             )
-        event_type = args[0]
-        if event_type not in self.catalog.event_types:
-            hint = did_you_mean(event_type, self.catalog.event_types)
-            raise self.error(node, f"unknown event type '{event_type}'{hint}")
+        event_type = self.event_type(node, args[0])
         known = self.catalog.properties.get(event_type, {})
         prop = args[1] if wants == 2 else None
         if prop is not None and prop not in known:
             hint = did_you_mean(prop, known)
             raise self.error(node, f"event type '{event_type}' has no property '{prop}'{hint}")
-        within = None
-        if "within" in keywords:
-            try:
-                within = parse_duration(keywords.pop("within"))
-            except ValueError as exc:
-                raise self.error(node, f"within={exc}") from None
+        within = self.within(node, keywords)
         if name == "store_avg":
             if keywords:
                 raise self.error(node, "store_avg takes only within=")
             assert prop is not None
             return StoreAvg(event_type, prop, within)
+        presence = {kind: keywords.pop(kind, ()) for kind in _PRESENCE}
+        for key in (*presence["has"], *presence["lacks"]):
+            if key not in known:
+                hint = did_you_mean(key, known)
+                raise self.error(node, f"event type '{event_type}' has no property '{key}'{hint}")
         for key, wanted in keywords.items():
             if key not in known:
                 hint = did_you_mean(key, known)
@@ -447,7 +505,16 @@ class _Checker:
             result = known[prop]
         elif name in ("avg", "sum", "min", "max") and prop is not None and known[prop] != "number":
             raise self.error(node, f"{name} needs a numeric property; '{prop}' is {known[prop]}")
-        return Aggregate(name, event_type, prop, within, tuple(sorted(keywords.items())), result)
+        return Aggregate(
+            name,
+            event_type,
+            prop,
+            within,
+            tuple(sorted(keywords.items())),
+            result,
+            present=tuple(sorted(presence["has"])),
+            absent=tuple(sorted(presence["lacks"])),
+        )
 
 
 def _type_of(value: Any) -> ValueType:

@@ -269,7 +269,7 @@ class ScoreSql:
         # ceil(5k/n) in integers: (5k + n - 1) / n, k counting ties (RANGE frame).
         k = func.count().over(order_by=metrics.c[which])
         n = func.count().over()
-        quintile = (k * 5 + n - 1) / n
+        quintile = (k * 5 + n - 1) // n
         rows = select(metrics.c.customer_id, quintile.label("value"))
         ranked = rows.subquery()
         mine = (
