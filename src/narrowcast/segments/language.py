@@ -72,6 +72,8 @@ class Catalog:
     """Named segment rules, for ``segment('name')``."""
     scores: Mapping[str, ValueType] = field(default_factory=dict)
     """Score names (``lead_score``, ``nps_class``, …); they win over attributes."""
+    segment_origins: Mapping[str, str] = field(default_factory=dict)
+    """Where each named segment is defined (``file:line``), for error messages."""
 
 
 # --- the checked tree ------------------------------------------------------------
@@ -460,9 +462,8 @@ class _Checker:
                 column=node.col_offset,
                 origin=self.origin,
             )
-        inner = parse_rule(
-            rule, self.catalog, origin=f"segment '{name}'", _stack=(*self.stack, name)
-        )
+        origin = self.catalog.segment_origins.get(name, f"segment '{name}'")
+        inner = parse_rule(rule, self.catalog, origin=origin, _stack=(*self.stack, name))
         return SegmentRef(name, inner)
 
     def aggregate(
