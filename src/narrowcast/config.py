@@ -64,11 +64,20 @@ class ImportSettings(_Section):
         return self
 
 
+class CampaignSettings(_Section):
+    """``[campaigns]``: where the marketers' files live (relative to the config file)."""
+
+    dir: Path = Path("campaigns")
+    """Campaign files and ``segments.toml``."""
+    templates: Path = Path("templates")
+
+
 class Settings(_Section):
     """Everything narrowcast reads from config.toml, with defaults for all of it."""
 
     database: DatabaseSettings = DatabaseSettings()
     import_: ImportSettings = ImportSettings()
+    campaigns: CampaignSettings = CampaignSettings()
     source: Path | None = None
     """The file these settings came from, or ``None`` for pure defaults."""
 
@@ -108,7 +117,13 @@ def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None 
         database = DatabaseSettings(url=_from_env(env, database.url_env, "database.url_env", where))
     if env.get("NARROWCAST_DATABASE_URL"):
         database = DatabaseSettings(url=env["NARROWCAST_DATABASE_URL"])
-    return settings.model_copy(update={"database": database})
+    campaigns = settings.campaigns
+    if source is not None and source.parent != Path():
+        # Paths in the file are relative to the file, wherever narrowcast is started from.
+        campaigns = CampaignSettings(
+            dir=source.parent / campaigns.dir, templates=source.parent / campaigns.templates
+        )
+    return settings.model_copy(update={"database": database, "campaigns": campaigns})
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -367,9 +367,12 @@ def _operand(rule: Node) -> Node:
 
 
 def _members(store: Store, text: str, now: datetime) -> tuple[set[str], Any]:
+    """Who the rule matches, asked as sets and row by row — which must agree."""
     with store.connect() as conn:
         rule = parse_rule(text, load_catalog(conn, SEGMENTS))
         found = set(conn.execute(Compiler(now, SCORES).query(rule)).scalars())
+        per_row = set(conn.execute(Compiler(now, SCORES, per_row=True).query(rule)).scalars())
+    assert found == per_row, f"set forms and per-row forms disagree on {text}"
     return found, rule
 
 

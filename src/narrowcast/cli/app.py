@@ -6,7 +6,9 @@ on ``cli``; ``narrowcast.cli`` imports them all.
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -37,12 +39,48 @@ class App:
             self._store = Store(self.settings.database_url)
         return self._store
 
+    @property
+    def segments_file(self) -> Path:
+        return self.settings.campaigns.dir / "segments.toml"
+
     def close(self) -> None:
         if self._store is not None:
             self._store.dispose()
 
 
 pass_app = click.make_pass_decorator(App)
+
+
+class InstantType(click.ParamType):  # type: ignore[type-arg,unused-ignore]
+    """An instant as ISO 8601 with a UTC offset (``2026-03-01T09:00:00+01:00``, ``…Z``).
+
+    A bare date means midnight UTC. A date and time without an offset is refused:
+    it would mean a different instant on every machine.
+    """
+
+    name = "instant"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        text = str(value).strip()
+        try:
+            if len(text) == 10:
+                return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(f"{text!r} is not an ISO 8601 instant like 2026-03-01T09:00:00+01:00")
+        if parsed.tzinfo is None:
+            self.fail(f"{text!r} has no UTC offset — add one, e.g. {text}Z or {text}+01:00")
+        return parsed
+
+
+INSTANT = InstantType()
+
+
+def now_or(at: datetime | None) -> datetime:
+    """``--at`` when given, else the current instant; always aware, in UTC."""
+    return (at or datetime.now(UTC)).astimezone(UTC)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -280,7 +280,10 @@ class _Life:
 
     def _order_value(self) -> float:
         low, high = self.persona.order_value
-        value = self.typical_value * self.rng.uniform(0.8, 1.25)
+        # Baskets vary a lot around a customer's typical spend (coefficient of variation
+        # about 0.5, mean kept at the typical value); the CLV spend model needs that
+        # spread to tell a customer's own variation from differences between customers.
+        value = self.typical_value * self.rng.lognormvariate(-0.125, 0.5)
         return round(min(max(value, low), high), 2)
 
     def _emit(self, kind: str, at: datetime, properties: dict[str, Any]) -> None:

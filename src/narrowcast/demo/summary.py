@@ -6,15 +6,13 @@ so it takes seconds on a store of a million customers too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, case, func, select
 
+from narrowcast.plaintable import format_table
 from narrowcast.store import Store
 from narrowcast.store.schema import consents, customers, device_tokens, events
-
-Row = Sequence[object]
 
 
 def describe_store(store: Store, now: datetime) -> str:
@@ -56,19 +54,21 @@ def _sections(conn: Connection, now: datetime) -> list[str]:
         f"({total_recent:,} in the 30 days before {now:%Y-%m-%d %H:%M %Z}), "
         f"{tokens:,} device tokens ({live_tokens or 0:,} valid)",
         "",
-        _table(
+        format_table(
             ("country", "customers", "share"),
             [(c or "?", n, _share(n, total_customers)) for c, n in by_country],
         ),
         "",
-        _table(
+        format_table(
             ("customer type", "customers", "share"),
             [(t, n, _share(n, total_customers)) for t, n in by_type],
         ),
         "",
-        _table(("event type", "events", "last 30 days"), [(t, n, r or 0) for t, n, r in by_event]),
+        format_table(
+            ("event type", "events", "last 30 days"), [(t, n, r or 0) for t, n, r in by_event]
+        ),
         "",
-        _table(
+        format_table(
             ("consent", "purpose", "granted", "refused"),
             [(c, p, g or 0, r or 0) for c, p, g, r in by_channel],
         ),
@@ -77,25 +77,3 @@ def _sections(conn: Connection, now: datetime) -> list[str]:
 
 def _share(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
-
-
-def _table(header: Row, rows: Sequence[Row]) -> str:
-    """Plain columns: text left-aligned, numbers right-aligned with thousands separators."""
-    cells = [[str(h) for h in header]] + [
-        [f"{v:,}" if isinstance(v, int) else str(v) for v in row] for row in rows
-    ]
-    numeric = [
-        i > 0 and all(isinstance(row[i], int) or str(row[i]).endswith("%") for row in rows)
-        for i in range(len(header))
-    ]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            cell.rjust(width) if right else cell.ljust(width)
-            for cell, width, right in zip(line, widths, numeric, strict=True)
-        ).rstrip()
-        for line in cells
-    ]
-    if not rows:
-        lines.append("(none)")
-    return "\n".join(lines)

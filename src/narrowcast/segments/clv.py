@@ -361,16 +361,32 @@ def clv(
     if not (math.isfinite(discount_rate_per_period) and discount_rate_per_period > -1):
         raise ValueError(f"discount_rate_per_period must be > -1, got {discount_rate_per_period!r}")
     value = gg.expected_value(x, zbar)
-    if discount_rate_per_period == 0 or horizon_periods == 0:
-        return bgnbd.expected_purchases(horizon_periods, x, t_x, T) * value
+    purchases = discounted_purchases(
+        bgnbd, x, t_x, T, horizon_periods=horizon_periods, rate=discount_rate_per_period
+    )
+    return np.asarray(purchases * value, dtype=np.float64)
+
+
+def discounted_purchases(
+    bgnbd: BgNbd,
+    x: npt.ArrayLike,
+    t_x: npt.ArrayLike,
+    T: npt.ArrayLike,
+    *,
+    horizon_periods: float,
+    rate: float = 0.0,
+) -> FloatArray:
+    """Expected purchases over the horizon, each discounted by (1 + rate)^-(end of its period)."""
+    if rate == 0 or horizon_periods == 0:
+        return bgnbd.expected_purchases(horizon_periods, x, t_x, T)
     ends = np.minimum(np.arange(1.0, math.ceil(horizon_periods) + 1.0), horizon_periods)
-    cumulative = [np.zeros_like(value)]
+    cumulative = [np.zeros_like(np.asarray(x, dtype=np.float64))]
     cumulative += [bgnbd.expected_purchases(end, x, t_x, T) for end in ends]
     discounted = sum(
-        (after - before) * (1.0 + discount_rate_per_period) ** -end
+        (after - before) * (1.0 + rate) ** -end
         for before, after, end in zip(cumulative[:-1], cumulative[1:], ends, strict=True)
     )
-    return np.asarray(discounted * value, dtype=np.float64)
+    return np.asarray(discounted, dtype=np.float64)
 
 
 def _maximise(

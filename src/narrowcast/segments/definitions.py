@@ -137,16 +137,15 @@ class _Included(_Model):
     segments: dict[str, _Segment] = {}
 
 
-def load_definitions(path: Path | None = None) -> Definitions:
-    """The built-in library overlaid with ``path`` (default ``campaigns/segments.toml``).
+def load_definitions(path: Path = DEFAULT_PATH, *, required: bool = False) -> Definitions:
+    """The built-in library overlaid with the segments file ``path``.
 
-    A missing default file means the built-in library alone; a file named
-    explicitly must exist.
+    A missing file means the built-in library alone, unless ``required``.
     """
     builtin = _builtin()
-    chosen = path if path is not None else DEFAULT_PATH
+    chosen = path
     if not chosen.exists():
-        if path is not None:
+        if required:
             raise DefinitionError([f"{chosen}: no such segments file"])
         return builtin
     problems: list[str] = []

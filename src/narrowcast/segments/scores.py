@@ -25,15 +25,16 @@ fills. The formulas, with the defaults of ``ScoreSettings``:
     the ``n`` ordering customers have a value no better than this customer's.
     Ties share a score. Missing for customers without orders.
 ``clv``
-    BG/NBD × Gamma-Gamma expected value of the customer's orders over
-    ``horizon`` (see ``clv.py``), as of the last ``segments score`` run.
+    BG/NBD expected number of orders over ``horizon`` × the expected value of
+    an order (Gamma-Gamma, or the customer's average order when ``spend`` says
+    so or the Gamma-Gamma fit fails), as of the last ``segments score`` run.
 """
 
 from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import ColumnElement, and_, case, func, literal, select
@@ -127,6 +128,10 @@ class Clv(_Model):
     horizon: Duration = "52w"
     discount_rate: float = 0.0
     """Per week; 0 means undiscounted."""
+    spend: Literal["auto", "gamma-gamma", "average"] = "auto"
+    """How a future order is valued: the Gamma-Gamma model; each customer's average
+    order (the shop's for one-time buyers); or ``auto``, Gamma-Gamma unless the data
+    cannot support it, then the average — the report says which was used."""
 
 
 class ScoreSettings(_Model):
