@@ -209,13 +209,21 @@ _OPS: dict[type[ast.cmpop], str] = {
 def parse_rule(
     text: str, catalog: Catalog, *, origin: str = "", _stack: tuple[str, ...] = ()
 ) -> Node:
-    """Parse and check ``text``; raise ``RuleError`` naming ``origin`` (file:line)."""
+    """Parse and check ``text``; raise ``RuleError`` naming ``origin`` (file:line).
+
+    A rule may span lines (and carry ``#`` comments): it is parsed inside
+    parentheses, as Python joins lines within brackets. The opening bracket
+    sits on a line of its own, so line 2 of what is parsed is line 1 of the
+    rule and columns are the rule's own.
+    """
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = ast.parse(f"(\n{text.strip()}\n)", mode="eval")
+        _shift_lines(tree)
     except SyntaxError as exc:
+        line, shown = _line_of(text.strip(), (exc.lineno or 2) - 1, origin)
         column = (exc.offset or 1) - 1
         raise RuleError(
-            f"not a valid rule: {exc.msg}", rule=text.strip(), column=column, origin=origin
+            f"not a valid rule: {exc.msg}", rule=line, column=column, origin=shown
         ) from None
     checker = _Checker(text.strip(), catalog, origin, _stack)
     node = checker.condition(tree.body)
@@ -243,10 +251,11 @@ class _Checker:
         self.stack = stack
 
     def error(self, node: ast.AST, reason: str) -> RuleError:
+        line, origin = _line_of(self.rule, getattr(node, "lineno", 1), self.origin)
         column = getattr(node, "col_offset", None)
         if column is not None:  # ast counts UTF-8 bytes; the caret needs characters
-            column = len(self.rule.encode()[:column].decode(errors="ignore"))
-        return RuleError(reason, rule=self.rule, column=column, origin=self.origin)
+            column = len(line.encode()[:column].decode(errors="ignore"))
+        return RuleError(reason, rule=line, column=column, origin=origin)
 
     # A condition is anything bool-valued; the root of a rule must be one.
     def condition(self, node: ast.expr) -> Node:
@@ -516,6 +525,33 @@ class _Checker:
             present=tuple(sorted(presence["has"])),
             absent=tuple(sorted(presence["lacks"])),
         )
+
+
+def _shift_lines(tree: ast.AST) -> None:
+    for node in ast.walk(tree):
+        if hasattr(node, "lineno"):
+            node.lineno -= 1
+
+
+_FILE_LINE = re.compile(r"^(?P<file>.*):(?P<line>\d+)$")
+
+
+def _line_of(rule: str, lineno: int, origin: str) -> tuple[str, str]:
+    """The rule's line ``lineno`` and the origin moved to it (``file:12`` → ``file:13``).
+
+    A rule written over several lines in a TOML file reports the file line of the
+    problem, and shows that line with the caret under the column.
+    """
+    lines = rule.split("\n")
+    if len(lines) == 1:
+        return rule, origin
+    index = min(max(lineno, 1), len(lines)) - 1
+    located = _FILE_LINE.match(origin)
+    if located:
+        origin = f"{located.group('file')}:{int(located.group('line')) + index}"
+    elif origin:
+        origin = f"{origin}, line {index + 1}"
+    return lines[index], origin
 
 
 def _type_of(value: Any) -> ValueType:
