@@ -96,7 +96,7 @@ def score_clv(conn: Connection, now: datetime, settings: Clv) -> ClvReport:
         .where(events.c.type == settings.event, events.c.ts <= literal(at, Instant))
         .group_by(events.c.customer_id, day)
     )
-    rows = conn.execution_options(yield_per=_BATCH).execute(per_day)
+    rows = conn.execute(per_day.execution_options(yield_per=_BATCH))
     summary = summarise(
         ((customer, date.fromisoformat(when), float(value)) for customer, when, value in rows),
         period_end=at.date(),

@@ -52,6 +52,6 @@ class Evaluation:
 
     def stream(self, rule: Node, batch: int = 10_000) -> Iterator[list[str]]:
         """Member ids in batches, without holding them all in memory."""
-        result = self.conn.execution_options(yield_per=batch).execute(self.query(rule))
+        result = self.conn.execute(self.query(rule).execution_options(yield_per=batch))
         for part in result.scalars().partitions(batch):
             yield [str(customer_id) for customer_id in part]

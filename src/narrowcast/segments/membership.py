@@ -144,26 +144,26 @@ def _snapshot_one(
     ).scalar_one()
     columns = ["segment", "customer_id", "change", "at", "evaluation_id"]
     stamp = (literal(at, Instant), literal(evaluation_id))
-    entered = conn.execute(
+    conn.execute(
         insert(segment_transitions).from_select(
             columns,
             select(literal(name), _NOW.c.customer_id, literal("enter"), *stamp).where(
                 not_(is_member)
             ),
         )
-    ).rowcount
+    )
     gone = and_(
         segment_members.c.segment == name,
         not_(exists().where(_NOW.c.customer_id == segment_members.c.customer_id)),
     )
-    exited = conn.execute(
+    conn.execute(
         insert(segment_transitions).from_select(
             columns,
             select(literal(name), segment_members.c.customer_id, literal("exit"), *stamp).where(
                 gone
             ),
         )
-    ).rowcount
+    )
     conn.execute(delete(segment_members).where(gone))
     conn.execute(
         insert(segment_members).from_select(
@@ -172,6 +172,16 @@ def _snapshot_one(
         )
     )
     size = conn.execute(select(func.count()).select_from(_NOW)).scalar_one()
+    # Counted, not taken from rowcount: drivers differ in what INSERT … SELECT reports.
+    t = segment_transitions
+    changes: dict[str, int] = dict(
+        conn.execute(
+            select(t.c.change, func.count())
+            .where(t.c.evaluation_id == evaluation_id)
+            .group_by(t.c.change)
+        ).all()
+    )
+    entered, exited = changes.get("enter", 0), changes.get("exit", 0)
     conn.execute(
         update(segment_evaluations)
         .where(segment_evaluations.c.id == evaluation_id)
