@@ -212,3 +212,18 @@ def test_an_unknown_segment_name_suggests_the_closest(store: Store) -> None:
     with store.connect() as conn, pytest.raises(RuleError) as caught:
         definitions.rule("vips", definitions.catalog(conn))
     assert "unknown segment 'vips' — did you mean 'vip'?" in caught.value.message
+
+
+def test_the_readme_examples_load_and_check(tmp_path: Path, store: Store) -> None:
+    """The segments.toml examples in README.md work as shown."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Named segments", 1)[1].split("### How rules run", 1)[0]
+    blocks = [part.split("```", 1)[0] for part in section.split("```toml\n")[1:]]
+    assert len(blocks) == 2
+    (tmp_path / "more-segments.toml").write_text("", encoding="utf-8")
+    path = write(tmp_path, "\n".join(blocks))
+    definitions = load_definitions(path)
+    assert definitions.scores.intent.hot == "3d"
+    assert definitions.scores.lead_score.half_life == "30d"
+    with store.connect() as conn:
+        assert definitions.problems(conn) == []
