@@ -98,6 +98,21 @@ class World:
     property_types: dict[str, dict[str, str]] = field(default_factory=dict)
     scores: dict[tuple[str, str], float | None] = field(default_factory=dict)
     """Fitted scores by (customer id, score name), as ``customer_scores`` holds them."""
+    _by_customer: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    def events_of(self, customer_id: str) -> list[dict[str, Any]]:
+        """The customer's events (an index, so big worlds stay tractable)."""
+        if not self._by_customer and self.events:
+            for event in self.events:
+                self._by_customer.setdefault(event["customer_id"], []).append(event)
+        return self._by_customer.get(customer_id, [])
+
+    def cached(self, key: Any, compute: Any) -> Any:
+        """A store-wide value (an average, the RFM table) computed once per key."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
 
     def customer(self, id: str, **columns: Any) -> dict[str, Any]:
         attributes = columns.pop("attributes", {})
@@ -107,6 +122,8 @@ class World:
 
     def event(self, customer_id: str, type: str, ts: datetime, **properties: Any) -> dict[str, Any]:
         assert ts.tzinfo is not None, "event instants are aware"
+        self._by_customer.clear()
+        self._cache.clear()
         row = {
             "id": len(self.events) + 1,
             "customer_id": customer_id,
@@ -259,10 +276,8 @@ class _Evaluation:
         if isinstance(node, LatestOf):
             chosen = [
                 e
-                for e in self.world.events
-                if e["customer_id"] == self.customer["id"]
-                and e["type"] in node.event_types
-                and self.in_window(e, node.within)
+                for e in self.world.events_of(self.customer["id"])
+                if e["type"] in node.event_types and self.in_window(e, node.within)
             ]
             return max(chosen, key=lambda e: (e["ts"], e["id"]))["type"] if chosen else None
         if isinstance(node, Truth):
@@ -270,12 +285,16 @@ class _Evaluation:
         if isinstance(node, Aggregate):
             return self.aggregate(node)
         if isinstance(node, StoreAvg):
-            chosen = [
-                e
-                for e in self.world.events
-                if e["type"] == node.event_type and self.in_window(e, node.within)
-            ]
-            return _mean(_present(e["properties"].get(node.property) for e in chosen))
+
+            def average() -> float | None:
+                chosen = [
+                    e
+                    for e in self.world.events
+                    if e["type"] == node.event_type and self.in_window(e, node.within)
+                ]
+                return _mean(_present(e["properties"].get(node.property) for e in chosen))
+
+            return self.world.cached(("store_avg", node, self.now), average)
         return self.holds(node)
 
     def attribute(self, node: Attr) -> Any:
@@ -295,9 +314,8 @@ class _Evaluation:
     def aggregate(self, node: Aggregate) -> Any:
         chosen = [
             e
-            for e in self.world.events
-            if e["customer_id"] == self.customer["id"]
-            and e["type"] == node.event_type
+            for e in self.world.events_of(self.customer["id"])
+            if e["type"] == node.event_type
             and self.in_window(e, node.within)
             and all(_same(e["properties"].get(key), wanted) for key, wanted in node.filters)
             and all(e["properties"].get(key) is not None for key in node.present)
@@ -337,10 +355,8 @@ class _Evaluation:
         wanted = set(kinds)
         return [
             e
-            for e in self.world.events
-            if e["customer_id"] == self.customer["id"]
-            and e["type"] in wanted
-            and self.in_window(e, None)
+            for e in self.world.events_of(self.customer["id"])
+            if e["type"] in wanted and self.in_window(e, None)
         ]
 
     def score(self, name: str) -> Any:
@@ -402,22 +418,25 @@ class _Evaluation:
     def rfm(self, which: str) -> int | None:
         settings = self.scores.rfm
         within = parse_duration(settings.within) if settings.within else None
-        metrics: dict[str, Any] = {}
-        for customer_id in {e["customer_id"] for e in self.world.events}:
-            orders = [
-                e
-                for e in self.world.events
-                if e["customer_id"] == customer_id
-                and e["type"] == settings.event
-                and self.in_window(e, within)
-            ]
-            if orders:
-                values = _present(_number(e["properties"].get("value")) for e in orders)
-                metrics[customer_id] = {
-                    "r": max(e["ts"] for e in orders),
-                    "f": len(orders),
-                    "m": math.fsum(values),
-                }[which]
+
+        def table() -> dict[str, Any]:
+            metrics: dict[str, Any] = {}
+            for customer_id in {e["customer_id"] for e in self.world.events}:
+                orders = [
+                    e
+                    for e in self.world.events_of(customer_id)
+                    if e["type"] == settings.event and self.in_window(e, within)
+                ]
+                if orders:
+                    values = _present(_number(e["properties"].get("value")) for e in orders)
+                    metrics[customer_id] = {
+                        "r": max(e["ts"] for e in orders),
+                        "f": len(orders),
+                        "m": math.fsum(values),
+                    }[which]
+            return metrics
+
+        metrics = self.world.cached(("rfm", which, settings, self.now), table)
         mine = metrics.get(self.customer["id"])
         if mine is None:
             return None

@@ -72,6 +72,7 @@ from narrowcast.segments.language import (
     Truth,
 )
 from narrowcast.segments.scores import ScoreSettings, ScoreSql
+from narrowcast.segments.shared_scan import Combination, Conditional, Leaf, Shape, shared_scan
 from narrowcast.segments.sql import AgeInYears, IsoDate, WholeDaysSince, json_property
 from narrowcast.store.schema import Instant, customers, events
 
@@ -132,8 +133,23 @@ class Compiler:
 
     def predicate(self, node: Node) -> ColumnElement[bool]:
         """A condition on the current ``customers`` row that is never NULL."""
+        if not self.per_row:
+            shape = self._shape(node)
+            if shape is not None:
+                return shared_scan(shape, self.now)
         if isinstance(node, BoolOp):
-            parts = [self.predicate(item) for item in node.items]
+            shapes = [] if self.per_row else [self._shape(item) for item in node.items]
+            scannable = tuple(shape for shape in shapes if shape is not None)
+            if len(scannable) >= 2:
+                # The event conditions share one scan; the others stay as they are.
+                parts = [shared_scan(Combination(node.op, scannable), self.now)]
+                parts += [
+                    self.predicate(item)
+                    for item, shape in zip(node.items, shapes, strict=True)
+                    if shape is None
+                ]
+            else:
+                parts = [self.predicate(item) for item in node.items]
             return and_(*parts) if node.op == "and" else or_(*parts)
         if isinstance(node, Not):
             return not_(self.predicate(node.item))
@@ -184,6 +200,89 @@ class Compiler:
         return None
 
     # --- conditions ------------------------------------------------------------------
+
+    def _shape(self, node: Node) -> Shape | None:
+        """``node`` as conditions on event aggregates only (see shared_scan.py), or None."""
+        if isinstance(node, SegmentRef):
+            return self._shape(node.rule)
+        if isinstance(node, BoolOp | Not):
+            items = node.items if isinstance(node, BoolOp) else (node.item,)
+            shapes = [self._shape(item) for item in items]
+            if any(shape is None for shape in shapes):
+                return None
+            op = node.op if isinstance(node, BoolOp) else "not"
+            return Combination(op, tuple(s for s in shapes if s is not None))
+        if isinstance(node, Truth):
+            source = self._conditional(node.item)
+            if source is None or node.item.type != "bool":
+                return None
+            return Leaf(source, lambda value: value, bool(source.empty))
+        if isinstance(node, In):
+            source = self._conditional(node.item)
+            if source is None:
+                return None
+            values = list(node.values)
+            negated = node.negated
+
+            def within(value: ColumnElement[Any]) -> ColumnElement[bool]:
+                return value.not_in(values) if negated else value.in_(values)
+
+            empty = source.empty
+            empty_holds = empty is not None and any(_same(empty, v) for v in values) != negated
+            return Leaf(source, within, empty_holds)
+        if isinstance(node, Compare):
+            for mine, other, symbol in (
+                (node.left, node.right, node.op),
+                (node.right, node.left, _MIRRORED[node.op]),
+            ):
+                source = self._conditional(mine)
+                if source is None or not _same_for_everyone(other):
+                    continue
+                if source.empty is None:
+                    empty_holds = False
+                elif isinstance(other, Const):
+                    empty_holds = _same_kind(source.empty, other.value) and bool(
+                        _OPERATORS[symbol](source.empty, other.value)
+                    )
+                else:
+                    return None  # only the database knows store_avg: see _among
+                holds = _comparison(_OPERATORS[symbol], self.value(other))
+                return Leaf(source, holds, empty_holds)
+        return None
+
+    def _conditional(self, node: Node) -> Conditional | None:
+        """An aggregate as a conditional aggregate over a shared scan, when it can be one."""
+        if isinstance(node, Score):
+            return self._scores.conditional(node.name)
+        if not isinstance(node, Aggregate) or node.function == "last":
+            return None
+        since = self.now - node.within if node.within is not None else None
+        function = node.function
+
+        def value(e: FromClause) -> ColumnElement[Any]:
+            selected = and_(e.c.type == node.event_type, *self._filters(e, node))
+            if since is not None:
+                selected = and_(selected, e.c.ts > literal(since, Instant))
+            if function in ("count", "ever"):
+                counted = func.count(case((selected, literal(1))))
+                return counted > 0 if function == "ever" else counted
+            if function in ("days_since", "days_since_first"):
+                when = case((selected, e.c.ts))
+                edge = func.max(when) if function == "days_since" else func.min(when)
+                return WholeDaysSince(self._now, edge)
+            assert node.property is not None
+            kind = "text" if function == "distinct" else "number"
+            column = case((selected, _property(e, node.property, kind)))
+            if function == "distinct":
+                return count_distinct(column)
+            if function == "sum":
+                return func.coalesce(func.sum(column), literal(0.0))
+            if function == "avg":
+                return func.avg(column)
+            return func.min(column) if function == "min" else func.max(column)
+
+        empty = {"count": 0, "ever": False, "sum": 0.0, "distinct": 0}.get(function)
+        return Conditional(frozenset({node.event_type}), since, value, empty)
 
     def _compare(self, node: Compare) -> ColumnElement[bool]:
         op = _OPERATORS[node.op]
@@ -272,11 +371,15 @@ class Compiler:
         """The events the aggregate reads, for every customer (no correlation)."""
         e = events.alias("e")
         where = [e.c.type == node.event_type, *self._window(e, node.within)]
-        for key, wanted in node.filters:
-            where.append(_property(e, key, _kind(wanted)) == wanted)
+        return e, where + self._filters(e, node)
+
+    @staticmethod
+    def _filters(e: FromClause, node: Aggregate) -> list[ColumnElement[bool]]:
+        """Property equality and presence filters of an aggregate, on the events ``e``."""
+        where = [_property(e, key, _kind(wanted)) == wanted for key, wanted in node.filters]
         where += [json_property(e, key, "text").is_not(None) for key in node.present]
         where += [json_property(e, key, "text").is_(None) for key in node.absent]
-        return e, where
+        return where
 
     def _window(self, e: FromClause, within: Any) -> list[ColumnElement[bool]]:
         where = [e.c.ts <= self._now]

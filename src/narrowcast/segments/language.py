@@ -211,16 +211,20 @@ def parse_rule(
 ) -> Node:
     """Parse and check ``text``; raise ``RuleError`` naming ``origin`` (file:line).
 
-    A rule may span lines (and carry ``#`` comments): it is parsed inside
-    parentheses, as Python joins lines within brackets. The opening bracket
-    sits on a line of its own, so line 2 of what is parsed is line 1 of the
-    rule and columns are the rule's own.
+    A rule may span lines (and carry ``#`` comments): such a rule is parsed
+    inside parentheses, as Python joins lines within brackets. The opening
+    bracket sits on a line of its own, so line 2 of what is parsed is line 1
+    of the rule and columns are the rule's own.
     """
+    stripped = text.strip()
+    wrapped = "\n" in stripped  # a one-line rule needs no joining, and keeps exact errors
     try:
-        tree = ast.parse(f"(\n{text.strip()}\n)", mode="eval")
-        _shift_lines(tree)
+        tree = ast.parse(f"(\n{stripped}\n)" if wrapped else stripped, mode="eval")
+        if wrapped:
+            _shift_lines(tree)
     except SyntaxError as exc:
-        line, shown = _line_of(text.strip(), (exc.lineno or 2) - 1, origin)
+        lineno = (exc.lineno or 1) - (1 if wrapped else 0)
+        line, shown = _line_of(stripped, lineno, origin)
         column = (exc.offset or 1) - 1
         raise RuleError(
             f"not a valid rule: {exc.msg}", rule=line, column=column, origin=shown

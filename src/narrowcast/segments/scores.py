@@ -37,10 +37,11 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import ColumnElement, and_, case, func, literal, select
+from sqlalchemy import ColumnElement, FromClause, and_, case, func, literal, select
 
 from narrowcast.segments.grouped import PerCustomer, grouped, latest, mapped
 from narrowcast.segments.language import ValueType, parse_duration
+from narrowcast.segments.shared_scan import Conditional
 from narrowcast.segments.sql import DaysBetween, json_property
 from narrowcast.store.schema import Instant, customer_scores, customers, events
 
@@ -182,29 +183,49 @@ class ScoreSql:
             where.append(column > literal(self.now - parse_duration(within), Instant))
         return where
 
-    def _lead_score(self) -> PerCustomer:
+    def conditional(self, name: str) -> Conditional | None:
+        """The score as a conditional aggregate over a shared events scan, if it is one."""
+        if name == "lead_score":
+            settings = self.settings.lead_score
+            kinds = frozenset(rule.event for rule in settings.rules)
+            return Conditional(kinds, None, self._lead_total, 0.0) if kinds else None
+        if name == "intent":
+            intent = self.settings.intent
+
+            def newest(e: FromClause) -> ColumnElement[Any]:
+                return self._intent_class(func.max(case((e.c.type.in_(intent.events), e.c.ts))))
+
+            return Conditional(frozenset(intent.events), None, newest, "cold")
+        return None
+
+    def _lead_points(self, e: FromClause) -> ColumnElement[Any]:
+        """The points one event of ``e`` is worth (0 when no rule matches it)."""
         settings = self.settings.lead_score
-        e = events.alias("lead_e")
-        points: list[ColumnElement[Any]] = []
+        points: ColumnElement[Any] = literal(0.0)
         for rule in settings.rules:
             matches = [e.c.type == rule.event]
             matches += [_property(e, key, value) == value for key, value in rule.match.items()]
             if rule.within is not None:
                 matches += self._since(e.c.ts, rule.within)[1:]
-            points.append(case((and_(*matches), literal(rule.points)), else_=literal(0.0)))
-        if not points:
-            zero = literal(0.0)
-            return PerCustomer(select(customers.c.id, zero).where(literal(False)), 0.0, zero)
-        per_event: ColumnElement[Any] = points[0]
-        for more in points[1:]:
-            per_event = per_event + more
+            points = points + case((and_(*matches), literal(rule.points)), else_=literal(0.0))
         if settings.half_life is not None:
             days = parse_duration(settings.half_life) / timedelta(days=1)
             age = DaysBetween(self._now, e.c.ts)
-            per_event = per_event * func.exp(literal(-math.log(2) / days) * age)
+            points = points * func.exp(literal(-math.log(2) / days) * age)
+        return points
+
+    def _lead_total(self, e: FromClause) -> ColumnElement[Any]:
+        return func.coalesce(func.sum(self._lead_points(e)), literal(0.0))
+
+    def _lead_score(self) -> PerCustomer:
+        settings = self.settings.lead_score
+        e = events.alias("lead_e")
         kinds = sorted({rule.event for rule in settings.rules})
+        if not kinds:
+            zero = literal(0.0)
+            return PerCustomer(select(customers.c.id, zero).where(literal(False)), 0.0, zero)
         where = [e.c.type.in_(kinds), *self._since(e.c.ts, None)]
-        total = func.coalesce(func.sum(per_event), literal(0.0))
+        total = self._lead_total(e)
         mine = select(total).where(e.c.customer_id == customers.c.id, *where).scalar_subquery()
         return PerCustomer(grouped(e.c.customer_id, total, where), 0.0, mine)
 
@@ -236,25 +257,25 @@ class ScoreSql:
 
         return mapped(self._nps(), classify, None)
 
+    def _intent_class(self, latest_ts: ColumnElement[Any]) -> ColumnElement[Any]:
+        # A customer with no such event has no latest instant: 'cold' too.
+        settings = self.settings.intent
+        hot = literal(self.now - parse_duration(settings.hot), Instant)
+        warm = literal(self.now - parse_duration(settings.warm), Instant)
+        return case(
+            (latest_ts > hot, literal("hot")),
+            (latest_ts > warm, literal("warm")),
+            else_=literal("cold"),
+        )
+
     def _intent(self) -> PerCustomer:
         settings = self.settings.intent
         e = events.alias("intent_e")
         where = [e.c.type.in_(settings.events), *self._since(e.c.ts, None)]
-        hot = literal(self.now - parse_duration(settings.hot), Instant)
-        warm = literal(self.now - parse_duration(settings.warm), Instant)
-
-        def classify(latest_ts: ColumnElement[Any]) -> ColumnElement[Any]:
-            # A customer with no such event has no latest instant: 'cold' too.
-            return case(
-                (latest_ts > hot, literal("hot")),
-                (latest_ts > warm, literal("warm")),
-                else_=literal("cold"),
-            )
-
         newest = func.max(e.c.ts)
         mine = select(newest).where(e.c.customer_id == customers.c.id, *where).scalar_subquery()
         rows = grouped(e.c.customer_id, newest, where)
-        return mapped(PerCustomer(rows, None, mine), classify, "cold")
+        return mapped(PerCustomer(rows, None, mine), self._intent_class, "cold")
 
     def _rfm(self, which: str) -> PerCustomer:
         settings = self.settings.rfm
