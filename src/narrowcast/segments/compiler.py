@@ -72,7 +72,15 @@ from narrowcast.segments.language import (
     Truth,
 )
 from narrowcast.segments.scores import ScoreSettings, ScoreSql
-from narrowcast.segments.shared_scan import Combination, Conditional, Leaf, Shape, shared_scan
+from narrowcast.segments.shared_scan import (
+    Combination,
+    Conditional,
+    Leaf,
+    Shape,
+    holds_without_events,
+    matching,
+    shared_scan,
+)
 from narrowcast.segments.sql import AgeInYears, IsoDate, WholeDaysSince, json_property
 from narrowcast.store.schema import Instant, customers, events
 
@@ -129,6 +137,12 @@ class Compiler:
 
     def query(self, rule: Node) -> Select[tuple[str]]:
         """``SELECT customers.id`` of every customer the rule matches."""
+        shape = None if self.per_row else self._shape(rule)
+        if shape is not None and not holds_without_events(shape):
+            # Only customers with events can match, and events only name existing
+            # customers (a foreign key): the grouped scan is the whole answer.
+            scan = matching(shape, self.now).subquery("members")
+            return select(scan.c.customer_id.label("id"))
         return select(customers.c.id).where(self.predicate(rule))
 
     def predicate(self, node: Node) -> ColumnElement[bool]:
@@ -259,20 +273,26 @@ class Compiler:
         since = self.now - node.within if node.within is not None else None
         function = node.function
 
-        def value(e: FromClause) -> ColumnElement[Any]:
+        def selects(e: FromClause) -> ColumnElement[bool]:
             selected = and_(e.c.type == node.event_type, *self._filters(e, node))
             if since is not None:
                 selected = and_(selected, e.c.ts > literal(since, Instant))
+            return selected
+
+        def value(e: FromClause, only: ColumnElement[bool] | None) -> ColumnElement[Any]:
+            def pick(column: ColumnElement[Any]) -> ColumnElement[Any]:
+                return column if only is None else case((only, column))
+
             if function in ("count", "ever"):
-                counted = func.count(case((selected, literal(1))))
+                counted = func.count() if only is None else func.count(pick(literal(1)))
                 return counted > 0 if function == "ever" else counted
             if function in ("days_since", "days_since_first"):
-                when = case((selected, e.c.ts))
+                when = pick(e.c.ts)
                 edge = func.max(when) if function == "days_since" else func.min(when)
                 return WholeDaysSince(self._now, edge)
             assert node.property is not None
             kind = "text" if function == "distinct" else "number"
-            column = case((selected, _property(e, node.property, kind)))
+            column = pick(_property(e, node.property, kind))
             if function == "distinct":
                 return count_distinct(column)
             if function == "sum":
@@ -282,7 +302,8 @@ class Compiler:
             return func.min(column) if function == "min" else func.max(column)
 
         empty = {"count": 0, "ever": False, "sum": 0.0, "distinct": 0}.get(function)
-        return Conditional(frozenset({node.event_type}), since, value, empty)
+        key = (node.event_type, node.within, node.filters, node.present, node.absent)
+        return Conditional(key, frozenset({node.event_type}), since, selects, value, empty)
 
     def _compare(self, node: Compare) -> ColumnElement[bool]:
         op = _OPERATORS[node.op]

@@ -33,6 +33,7 @@ fills. The formulas, with the defaults of ``ScoreSettings``:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -186,16 +187,22 @@ class ScoreSql:
     def conditional(self, name: str) -> Conditional | None:
         """The score as a conditional aggregate over a shared events scan, if it is one."""
         if name == "lead_score":
-            settings = self.settings.lead_score
-            kinds = frozenset(rule.event for rule in settings.rules)
-            return Conditional(kinds, None, self._lead_total, 0.0) if kinds else None
+            kinds = frozenset(rule.event for rule in self.settings.lead_score.rules)
+            if not kinds:
+                return None
+
+            def points(e: FromClause, _only: ColumnElement[bool] | None) -> ColumnElement[Any]:
+                return self._lead_total(e)  # an event no rule matches is worth 0 anyway
+
+            return Conditional(("score", name), kinds, None, _of_types(kinds), points, 0.0)
         if name == "intent":
-            intent = self.settings.intent
+            kinds = frozenset(self.settings.intent.events)
 
-            def newest(e: FromClause) -> ColumnElement[Any]:
-                return self._intent_class(func.max(case((e.c.type.in_(intent.events), e.c.ts))))
+            def newest(e: FromClause, only: ColumnElement[bool] | None) -> ColumnElement[Any]:
+                latest = func.max(e.c.ts if only is None else case((only, e.c.ts)))
+                return self._intent_class(latest)
 
-            return Conditional(frozenset(intent.events), None, newest, "cold")
+            return Conditional(("score", name), kinds, None, _of_types(kinds), newest, "cold")
         return None
 
     def _lead_points(self, e: FromClause) -> ColumnElement[Any]:
@@ -312,6 +319,10 @@ class ScoreSql:
             .scalar_subquery()
         )
         return PerCustomer(rows, None, mine)
+
+
+def _of_types(kinds: frozenset[str]) -> Callable[[FromClause], ColumnElement[bool]]:
+    return lambda e: e.c.type.in_(sorted(kinds))
 
 
 def _property(e: Any, key: str, value: PropertyValue) -> ColumnElement[Any]:

@@ -23,12 +23,12 @@ condition's value on no events (``empty_holds``): the scan is then asked as
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, and_, exists, literal, not_, or_, select
+from sqlalchemy import ColumnElement, FromClause, Select, and_, exists, literal, not_, or_, select
 
 from narrowcast.segments.grouped import known
 from narrowcast.store.schema import Instant, customers, events
@@ -38,12 +38,17 @@ from narrowcast.store.schema import Instant, customers, events
 class Conditional:
     """A per-customer event aggregate, written against a shared scan of ``events``."""
 
+    key: Hashable
+    """Equal for aggregates that read the same events (same type, window, filters)."""
     types: frozenset[str]
     """The event types it reads."""
     since: datetime | None
     """The oldest instant it reads (exclusive); None reads the whole history."""
-    value: Callable[[FromClause], ColumnElement[Any]]
-    """The aggregate over the scanned events of one customer (``e`` is the scan)."""
+    selects: Callable[[FromClause], ColumnElement[bool]]
+    """Which scanned events it reads (type, window, property filters)."""
+    value: Callable[[FromClause, ColumnElement[bool] | None], ColumnElement[Any]]
+    """The aggregate over one customer's scanned events ``e``, reading only those where
+    the second argument holds (``CASE WHEN … THEN …``), or all of them when it is None."""
     empty: Any
     """Its value for a customer without any of those events (None: missing)."""
 
@@ -70,6 +75,27 @@ Shape = Leaf | Combination
 
 def shared_scan(shape: Shape, now: datetime) -> ColumnElement[bool]:
     """``customers.id`` satisfies ``shape``, asked with one grouped scan of the events."""
+    if not _empty_holds(shape):
+        return customers.c.id.in_(matching(shape, now))
+    # NOT EXISTS rather than NOT IN: see grouped.PerCustomer.where.
+    misses = _groups(shape, now, holding=False).subquery()
+    return not_(exists().where(misses.c.customer_id == customers.c.id))
+
+
+def matching(shape: Shape, now: datetime) -> Select[Any]:
+    """``SELECT customer_id`` of the customers with events for whom ``shape`` holds.
+
+    When ``shape`` does not hold for customers without events, that is its whole
+    answer: ``Compiler.query`` returns it as it is, as a person would write it.
+    """
+    return _groups(shape, now, holding=True)
+
+
+def holds_without_events(shape: Shape) -> bool:
+    return _empty_holds(shape)
+
+
+def _groups(shape: Shape, now: datetime, *, holding: bool) -> Select[Any]:
     leaves = _leaves(shape)
     types = sorted(set().union(*(leaf.source.types for leaf in leaves)))
     e = events.alias("scan")
@@ -77,13 +103,13 @@ def shared_scan(shape: Shape, now: datetime) -> ColumnElement[bool]:
     bounds = [leaf.source.since for leaf in leaves]
     if all(bound is not None for bound in bounds):
         where.append(e.c.ts > literal(min(b for b in bounds if b is not None), Instant))
-    condition = _condition(shape, e)
+    alone = len({leaf.source.key for leaf in leaves}) == 1
+    if alone:
+        # One aggregate: the scan selects exactly its events, and it needs no CASE.
+        where.append(leaves[0].source.selects(e))
+    condition = _condition(shape, e, alone)
     groups = select(e.c.customer_id).where(*where).group_by(e.c.customer_id)
-    if not _empty_holds(shape):
-        return customers.c.id.in_(groups.having(condition))
-    # NOT EXISTS rather than NOT IN: see grouped.PerCustomer.where.
-    misses = groups.having(not_(condition)).subquery()
-    return not_(exists().where(misses.c.customer_id == customers.c.id))
+    return groups.having(condition if holding else not_(condition))
 
 
 def _leaves(shape: Shape) -> list[Leaf]:
@@ -92,10 +118,11 @@ def _leaves(shape: Shape) -> list[Leaf]:
     return [leaf for item in shape.items for leaf in _leaves(item)]
 
 
-def _condition(shape: Shape, e: FromClause) -> ColumnElement[bool]:
+def _condition(shape: Shape, e: FromClause, alone: bool) -> ColumnElement[bool]:
     if isinstance(shape, Leaf):
-        return known(shape.holds(shape.source.value(e)))
-    parts = [_condition(item, e) for item in shape.items]
+        source = shape.source
+        return known(shape.holds(source.value(e, None if alone else source.selects(e))))
+    parts = [_condition(item, e, alone) for item in shape.items]
     if shape.op == "not":
         return not_(parts[0])
     return and_(*parts) if shape.op == "and" else or_(*parts)
