@@ -542,3 +542,46 @@ def test_property_names_with_sql_characters_are_bound(store: Store) -> None:
 def test_property_names_with_double_quotes_are_bound(store: Store) -> None:
     name = 'say "hi"'
     check_all(store, _names_world(name), _name_cases(name))
+
+
+# --- one scan for several event conditions ----------------------------------------------
+
+SHARED_SCANS = [
+    "ever('order') and not ever('cart_add')",
+    "ever('order') or ever('page_view') or ever('cart_add')",  # every scanned type: TRUE
+    "(ever('order') or ever('page_view') or ever('cart_add')) and count('order') >= 2",
+    "(ever('order') or ever('page_view')) and not ever('cart_add')",
+    "ever('order', within='30d') or ever('page_view') or ever('cart_add')",  # a window
+    "ever('order', category='shoes') or ever('page_view') or ever('cart_add')",  # a filter
+    "not (ever('order') or ever('page_view') or ever('cart_add'))",
+    "5 <= sum('order', 'value') <= 60",
+    "count('order') < 2 and count('page_view') < 2",
+    "count('order') == 0 or avg('order', 'value') > 20",
+    "days_since('page_view') <= 1 and not days_since('order') < 5",
+    "country in ['ES'] and count('order') >= 1 and count('page_view') >= 1",
+    "intent == 'cold' and (ever('page_view') or ever('cart_add') or ever('order'))",
+]
+
+
+def test_conditions_sharing_one_scan_match_the_reference(store: Store) -> None:
+    world = shop()
+    with store.begin() as conn:
+        world.write(conn)
+    wrong = []
+    with store.connect() as conn:
+        catalog = load_catalog(conn)
+        for rule in SHARED_SCANS:
+            tree = parse_rule(rule, catalog)
+            found = set(conn.execute(Compiler(NOW).query(tree)).scalars())
+            per_row = set(conn.execute(Compiler(NOW, per_row=True).query(tree)).scalars())
+            reference = evaluate(tree, world, NOW)
+            if not found == per_row == reference:
+                wrong.append(f"{rule}: {sorted(found)} {sorted(per_row)} {sorted(reference)}")
+    assert not wrong, "\n".join(wrong)
+    assert evaluate(parse_rule(SHARED_SCANS[1], catalog), world, NOW) == {
+        "ana",
+        "ben",
+        "cruz",
+        "dora",
+        "fer",
+    }

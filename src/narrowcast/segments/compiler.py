@@ -230,7 +230,8 @@ class Compiler:
             source = self._conditional(node.item)
             if source is None or node.item.type != "bool":
                 return None
-            return Leaf(source, lambda value: value, bool(source.empty))
+            presence = isinstance(node.item, Aggregate) and node.item.function == "ever"
+            return Leaf(source, lambda value: value, bool(source.empty), presence)
         if isinstance(node, In):
             source = self._conditional(node.item)
             if source is None:
@@ -303,7 +304,10 @@ class Compiler:
 
         empty = {"count": 0, "ever": False, "sum": 0.0, "distinct": 0}.get(function)
         key = (node.event_type, node.within, node.filters, node.present, node.absent)
-        return Conditional(key, frozenset({node.event_type}), since, selects, value, empty)
+        filtered = bool(node.filters or node.present or node.absent)
+        return Conditional(
+            key, frozenset({node.event_type}), since, selects, value, empty, filtered
+        )
 
     def _compare(self, node: Compare) -> ColumnElement[bool]:
         op = _OPERATORS[node.op]

@@ -28,7 +28,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Select, and_, exists, literal, not_, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    and_,
+    exists,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
 
 from narrowcast.segments.grouped import known
 from narrowcast.store.schema import Instant, customers, events
@@ -51,6 +62,8 @@ class Conditional:
     the second argument holds (``CASE WHEN … THEN …``), or all of them when it is None."""
     empty: Any
     """Its value for a customer without any of those events (None: missing)."""
+    filtered: bool = False
+    """True when it keeps only some events of its types (property filters)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,8 @@ class Leaf:
     source: Conditional
     holds: Callable[[ColumnElement[Any]], ColumnElement[bool]]
     empty_holds: bool
+    presence: bool = False
+    """True for a bare ``ever(…)``: it holds when the customer has one of its events."""
 
 
 @dataclass(frozen=True)
@@ -101,13 +116,26 @@ def _groups(shape: Shape, now: datetime, *, holding: bool) -> Select[Any]:
     e = events.alias("scan")
     where = [e.c.type.in_(types), e.c.ts <= literal(now, Instant)]
     bounds = [leaf.source.since for leaf in leaves]
-    if all(bound is not None for bound in bounds):
-        where.append(e.c.ts > literal(min(b for b in bounds if b is not None), Instant))
+    since = _since(bounds)
+    if since is not None:
+        where.append(e.c.ts > literal(since, Instant))
     alone = len({leaf.source.key for leaf in leaves}) == 1
     if alone:
         # One aggregate: the scan selects exactly its events, and it needs no CASE.
         where.append(leaves[0].source.selects(e))
-    condition = _condition(shape, e, alone)
+    # Aggregates that read every scanned event of their types, and of those the ones
+    # that read every scanned event at all (which need no CASE either).
+    plain = {
+        leaf.source.key
+        for leaf in leaves
+        if not leaf.source.filtered and leaf.source.since == since
+    }
+    whole = {
+        leaf.source.key
+        for leaf in leaves
+        if alone or (leaf.source.key in plain and leaf.source.types == frozenset(types))
+    }
+    condition = _condition(shape, _Scan(e, frozenset(types), plain, whole))
     groups = select(e.c.customer_id).where(*where).group_by(e.c.customer_id)
     return groups.having(condition if holding else not_(condition))
 
@@ -118,14 +146,41 @@ def _leaves(shape: Shape) -> list[Leaf]:
     return [leaf for item in shape.items for leaf in _leaves(item)]
 
 
-def _condition(shape: Shape, e: FromClause, alone: bool) -> ColumnElement[bool]:
+def _since(bounds: list[datetime | None]) -> datetime | None:
+    """The scan's lower bound: the oldest window, or None when one condition has none."""
+    if any(bound is None for bound in bounds):
+        return None
+    return min(b for b in bounds if b is not None)
+
+
+@dataclass(frozen=True)
+class _Scan:
+    e: FromClause
+    types: frozenset[str]
+    plain: set[Hashable]
+    whole: set[Hashable]
+
+
+def _condition(shape: Shape, scan: _Scan) -> ColumnElement[bool]:
     if isinstance(shape, Leaf):
         source = shape.source
-        return known(shape.holds(source.value(e, None if alone else source.selects(e))))
-    parts = [_condition(item, e, alone) for item in shape.items]
+        only = None if source.key in scan.whole else source.selects(scan.e)
+        return known(shape.holds(source.value(scan.e, only)))
+    if shape.op == "or" and _covers(shape, scan):
+        return true()
+    parts = [_condition(item, scan) for item in shape.items]
     if shape.op == "not":
         return not_(parts[0])
     return and_(*parts) if shape.op == "and" else or_(*parts)
+
+
+def _covers(shape: Combination, scan: _Scan) -> bool:
+    """``ever(a) or ever(b) …`` over every scanned type: true for every scanned customer."""
+    present: set[str] = set()
+    for item in shape.items:
+        if isinstance(item, Leaf) and item.presence and item.source.key in scan.plain:
+            present |= item.source.types
+    return present == scan.types
 
 
 def _empty_holds(shape: Shape) -> bool:
