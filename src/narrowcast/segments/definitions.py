@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import Connection
@@ -45,7 +45,7 @@ from narrowcast.segments.catalog import load_catalog
 from narrowcast.segments.errors import RuleError
 from narrowcast.segments.language import Catalog, Node, ValueType, parse_rule
 from narrowcast.segments.scores import ScoreSettings
-from narrowcast.segments.toml_lines import TomlLines
+from narrowcast.toml_lines import TomlLines, located_errors
 
 DEFAULT_PATH = Path("campaigns") / "segments.toml"
 NAME = re.compile(r"[a-z][a-z0-9_]{0,99}")
@@ -202,9 +202,7 @@ def _read(path: Path, model: type[_Model], problems: list[str]) -> _Model | None
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        lines = TomlLines(text)
-        for error in exc.errors():
-            problems.append(_describe(path, lines, error, model))
+        problems.extend(located_errors(path, text, exc, model))
         return None
 
 
@@ -247,41 +245,3 @@ def _opens_multiline(path: Path, line: int) -> bool:
         return False
     rest = text[line - 1].split("=", 1)[-1].strip()
     return rest in ('"""', "'''")
-
-
-def _describe(path: Path, lines: TomlLines, error: Any, model: type[_Model]) -> str:
-    loc: tuple[str | int, ...] = tuple(error["loc"])
-    key = ".".join(f"[{part}]" if isinstance(part, int) else str(part) for part in loc)
-    key = key.replace(".[", "[")
-    at = f"{path}:{lines.line(loc) or 1}"
-    if error["type"] == "extra_forbidden":
-        known = _known_keys(model, loc[:-1])
-        return f"{at}: unknown key '{key}'{did_you_mean(str(loc[-1]), known)}"
-    if error["type"] == "missing":
-        return f"{at}: '{key}' is required"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{at}: '{key}': {message}"
-
-
-def _known_keys(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
-    """The keys allowed at ``path`` (for "did you mean")."""
-    current: Any = model
-    for part in path:
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field_info = current.model_fields.get(str(part))
-            if field_info is None:
-                return []
-            current = field_info.annotation
-        else:  # a dict key or a list index: step into the container's model
-            current = _inner(current)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
-
-
-def _inner(annotation: Any) -> Any:
-    """The model inside ``dict[str, M]``, ``tuple[M, ...]`` or ``M | None``."""
-    for arg in reversed(getattr(annotation, "__args__", ())):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-    return annotation

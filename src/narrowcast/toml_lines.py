@@ -14,12 +14,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from narrowcast.errors import did_you_mean
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*(?P<path>[^\]]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"^\s*(?P<key>[A-Za-z0-9_\-\"'. ]+?)\s*=")
 _PART = re.compile(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_\-]+)')
 
-Path = tuple[str | int, ...]
+KeyPath = tuple[str | int, ...]
 
 
 def _split(dotted: str) -> tuple[str, ...]:
@@ -33,9 +39,9 @@ class TomlLines:
     """Line numbers (1-based) of the tables and keys of one TOML text."""
 
     def __init__(self, text: str) -> None:
-        self._lines: dict[Path, int] = {}
+        self._lines: dict[KeyPath, int] = {}
         arrays: dict[tuple[str, ...], int] = {}
-        table: Path = ()
+        table: KeyPath = ()
         in_string: str | None = None
         for number, line in enumerate(text.splitlines(), start=1):
             if in_string is not None:
@@ -62,7 +68,7 @@ class TomlLines:
                         in_string = quote
 
     @staticmethod
-    def _resolve(names: tuple[str, ...], arrays: dict[tuple[str, ...], int]) -> Path:
+    def _resolve(names: tuple[str, ...], arrays: dict[tuple[str, ...], int]) -> KeyPath:
         """``[a.b.c]`` inside the latest ``[[a.b]]`` entry is ``a.b[i].c``."""
         path: list[str | int] = []
         for end in range(1, len(names) + 1):
@@ -80,3 +86,49 @@ class TomlLines:
                 return self._lines[key]
             key = key[:-1]
         return None
+
+
+def located_errors(
+    path: Path, text: str, exc: ValidationError, model: type[BaseModel]
+) -> list[str]:
+    """Each pydantic error as ``file:line: 'key.path': what is wrong`` (with did-you-mean)."""
+    lines = TomlLines(text)
+    return [_describe(path, lines, error, model) for error in exc.errors()]
+
+
+def _describe(path: Path, lines: TomlLines, error: Any, model: type[BaseModel]) -> str:
+    loc: tuple[str | int, ...] = tuple(error["loc"])
+    key = ".".join(f"[{part}]" if isinstance(part, int) else str(part) for part in loc)
+    key = key.replace(".[", "[")
+    at = f"{path}:{lines.line(loc) or 1}"
+    if error["type"] == "extra_forbidden":
+        known = _known_keys(model, loc[:-1])
+        return f"{at}: unknown key '{key}'{did_you_mean(str(loc[-1]), known)}"
+    if error["type"] == "missing":
+        return f"{at}: '{key}' is required"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{at}: '{key}': {message}"
+
+
+def _known_keys(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
+    """The keys allowed at ``path`` (for "did you mean")."""
+    current: Any = model
+    for part in path:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field_info = current.model_fields.get(str(part))
+            if field_info is None:
+                return []
+            current = field_info.annotation
+        else:  # a dict key or a list index: step into the container's model
+            current = _inner(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _inner(annotation: Any) -> Any:
+    """The model inside ``dict[str, M]``, ``tuple[M, ...]`` or ``M | None``."""
+    for arg in reversed(getattr(annotation, "__args__", ())):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return annotation
