@@ -59,8 +59,10 @@ def _customer(context: Context) -> Mapping[str, Any]:
 @pass_context
 def money(context: Context, amount: Any, currency: Any) -> str:
     """``amount`` in ``currency`` (ISO 4217), the way the customer's locale writes money."""
-    locale = _customer(context).get("locale") or DEFAULT_LOCALE
-    return _money_formatter(str(locale), _currency(currency))(_decimal(amount, "money"))
+    locale = str(_customer(context).get("locale") or DEFAULT_LOCALE)
+    if type(amount) in _HASHABLE_AMOUNTS and type(currency) is str:
+        return _money(amount, currency, locale)  # an email shows one amount several times
+    return _money_formatter(locale, _currency(currency))(_decimal(amount, "money"))
 
 
 @pass_context
@@ -103,6 +105,13 @@ FILTERS: dict[str, Callable[..., str]] = {
 
 
 # -- money --------------------------------------------------------------------------
+
+_HASHABLE_AMOUNTS = frozenset({int, float, Decimal, str})
+
+
+@lru_cache(maxsize=4096)
+def _money(amount: Any, currency: str, locale: str) -> str:
+    return _money_formatter(locale, _currency(currency))(_decimal(amount, "money"))
 
 
 @lru_cache(maxsize=512)
@@ -153,6 +162,11 @@ def _currency(currency: Any) -> str:
         raise FilterError(
             f"money: currency must be an ISO 4217 code such as 'EUR', got {currency!r}"
         )
+    return _known_currency(currency)
+
+
+@lru_cache(maxsize=512)
+def _known_currency(currency: str) -> str:
     code = currency.upper()
     try:
         validate_currency(code)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import re
 from collections.abc import Mapping
@@ -84,8 +85,8 @@ class Signer:
         raw = secret.encode() if isinstance(secret, str) else secret
         if len(raw) < 16:
             raise ValueError("a link secret needs at least 16 bytes")
-        self._keys = {
-            purpose: hmac.digest(raw, b"narrowcast-link/" + purpose.encode(), "sha256")
+        self._macs = {
+            purpose: _HmacSha256(hmac.digest(raw, b"narrowcast-link/" + purpose.encode(), "sha256"))
             for purpose in PURPOSES
         }
 
@@ -102,9 +103,8 @@ class Signer:
         payload: dict[str, Any] = {"p": _CODES[purpose], **claims}
         if expires_at is not None:
             payload["x"] = int(_aware(expires_at).timestamp())
-        body = base64.urlsafe_b64encode(orjson.dumps(payload)).rstrip(b"=")
-        mac = hmac.digest(self._keys[purpose], body, "sha256")[:_MAC_BYTES]
-        return (body + b"." + base64.urlsafe_b64encode(mac).rstrip(b"=")).decode("ascii")
+        body = _b64(orjson.dumps(payload))
+        return (body + b"." + _b64(self._macs[purpose](body)[:_MAC_BYTES])).decode("ascii")
 
     def verify(
         self, token: str, purpose: Purpose, *, now: datetime | None = None
@@ -197,7 +197,33 @@ class Signer:
         return Preferences(str(self.verify(token, "preferences", now=now)["c"]))
 
     def _mac(self, purpose: Purpose, data: bytes) -> bytes:
-        return hmac.digest(self._keys[purpose], data, "sha256")[:_MAC_BYTES]
+        return self._macs[purpose](data)[:_MAC_BYTES]
+
+
+class _HmacSha256:
+    """HMAC-SHA256 (RFC 2104) under one key, with the keyed pad states hashed once.
+
+    ``hmac.digest`` hashes both pads again on every call; copying the two
+    prepared states instead makes a signature about twice as fast, and every
+    message signs several links.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        block = hashlib.sha256().block_size
+        if len(key) > block:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(block, b"\0")
+        self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
+        self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
+
+    def __call__(self, data: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(data)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
 
 class Links:
@@ -284,6 +310,14 @@ class MessageLinks:
 
 
 _ABSOLUTE = re.compile(r"https?://[^\s/]", re.IGNORECASE)
+
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _b64(data: bytes) -> bytes:
+    """Url-safe base64 without padding (``base64.urlsafe_b64encode`` is two calls slower)."""
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
 def _aware(moment: datetime) -> datetime:

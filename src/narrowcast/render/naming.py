@@ -23,6 +23,7 @@ last suffix: ``shared/subject.j2`` → ``shared/subject.es-ES.j2``,
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 CHANNELS: tuple[str, ...] = ("email", "push", "in_app", "web", "webhook")
 
@@ -30,6 +31,7 @@ _FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _LOCALE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
 
 
+@lru_cache(maxsize=1024)
 def normalise_locale(locale: str | None) -> str | None:
     """``es_es`` → ``es-ES``, ``zh_hant_tw`` → ``zh-Hant-TW``; empty or malformed → ``None``."""
     if not locale or not _LOCALE.fullmatch(locale):

@@ -14,8 +14,9 @@ or one that renders empty, is ``None`` (``placement`` defaults to ``banner``).
 
 How the rendered text is finished, per kind:
 
-* ``line`` — subject, titles, labels: whitespace runs (newlines included)
-  become one space, so nothing can smuggle a header line into an email.
+* ``line`` — subject, titles, labels: runs of spaces and line breaks become
+  one space, so nothing can smuggle a header line into an email (no-break
+  spaces stay).
 * ``text`` — bodies and the email text part: trailing spaces and runs of
   blank lines are tidied, outer whitespace stripped.
 * ``html`` — outer whitespace stripped, otherwise as rendered (autoescaped).
@@ -81,6 +82,9 @@ PARTS: dict[str, tuple[Part, ...]] = {
 PAIRS: tuple[tuple[str, str], ...] = (("cta_label", "cta_url"),)
 """Parts that only make sense together: both templates or neither, both rendered or neither."""
 
+# Runs of breaking whitespace (line breaks included); no-break spaces stay, so that
+# "1.234,50\u00a0€" keeps its amount and currency together.
+_SPACES = re.compile(r"[ \t\n\r\f\v\x1c-\x1f\x85\u2028\u2029]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _TRAILING = re.compile(r"[ \t]+\n")
 _LEADING_SPACE = re.compile(r"(?m)^ (?=\S)")
@@ -107,7 +111,7 @@ def finish(part: Part, rendered: str, template: str) -> Any:
     """The value of ``part`` in the message dict, from its rendered text."""
     kind = part.kind
     if kind == "line":
-        value: Any = " ".join(rendered.split())
+        value: Any = _SPACES.sub(" ", rendered).strip()
     elif kind == "text":
         value = tidy_text(rendered)
     elif kind == "html":

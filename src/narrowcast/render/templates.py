@@ -43,6 +43,7 @@ from narrowcast.render.naming import (
 from narrowcast.render.parts import PAIRS, PARTS, Part, finish
 from narrowcast.render.sandbox import (
     Locator,
+    flat_globals,
     make_environments,
     render,
     runtime_error,
@@ -77,21 +78,29 @@ class MessageTemplates:
     locale: str | None
     parts: tuple[tuple[Part, PartTemplate | None], ...]
     locator: Locator
+    globals: Mapping[str, Any]
+    """The environments' globals (``range``, ``dict``…), merged into every context."""
 
     def render(self, context: Mapping[str, Any]) -> dict[str, Any]:
         """The message's part dict; raises the first ``RenderError``."""
+        variables = {**self.globals, **context}
         message: dict[str, Any] = {}
         for part, compiled in self.parts:
             if compiled is None:
                 message[part.name] = part.default
                 continue
-            rendered = render(compiled.template, context, self._on_error(compiled, context))
+            try:
+                rendered = render(compiled.template, variables)
+            except Exception as exc:
+                raise self._error(exc, compiled, context) from exc
             message[part.name] = finish(part, rendered, compiled.shown)
-        self._check_pairs(message)
+        if self.paired:
+            self._check_pairs(message)
         return message
 
     def problems(self, context: Mapping[str, Any]) -> list[RenderError]:
         """Every part rendered with ``context``; all the errors, not just the first."""
+        variables = {**self.globals, **context}
         found: list[RenderError] = []
         message: dict[str, Any] = {}
         for part, compiled in self.parts:
@@ -99,28 +108,30 @@ class MessageTemplates:
                 message[part.name] = part.default
                 continue
             try:
-                rendered = render(compiled.template, context, self._on_error(compiled, context))
+                try:
+                    rendered = render(compiled.template, variables)
+                except Exception as exc:
+                    raise self._error(exc, compiled, context) from exc
                 message[part.name] = finish(part, rendered, compiled.shown)
             except RenderError as exc:
                 found.append(exc)
-        if not found:
+        if not found and self.paired:
             try:
                 self._check_pairs(message)
             except RenderError as exc:
                 found.append(exc)
         return found
 
-    def _on_error(self, compiled: PartTemplate, context: Mapping[str, Any]) -> Any:
-        def on_error(exc: Exception) -> RenderError:
-            return runtime_error(
-                exc,
-                self.locator,
-                template=compiled.shown,
-                context=context,
-                derived=compiled.derived,
-            )
+    @property
+    def paired(self) -> bool:
+        return self.channel in ("in_app", "web")
 
-        return on_error
+    def _error(
+        self, exc: Exception, compiled: PartTemplate, context: Mapping[str, Any]
+    ) -> RenderError:
+        return runtime_error(
+            exc, self.locator, template=compiled.shown, context=context, derived=compiled.derived
+        )
 
     def _check_pairs(self, message: Mapping[str, Any]) -> None:
         for first, second in PAIRS:
@@ -140,6 +151,7 @@ class Templates:
         self.root = Path(root).resolve()
         self.locator = Locator(self.root)
         self.html, self.plain, self.text = make_environments(self.root)
+        self._globals = flat_globals(self.plain)
         self._messages: dict[tuple[Any, ...], MessageTemplates | RenderError] = {}
         self._lock = threading.Lock()
 
@@ -156,12 +168,17 @@ class Templates:
         paths: Mapping[str, str] | None = None,
     ) -> MessageTemplates:
         """The compiled templates of one channel's message; raises the first problem."""
-        locale = normalise_locale(locale)
-        key = (campaign, channel, variant, locale, tuple(sorted((paths or {}).items())))
+        key = (
+            campaign,
+            channel,
+            variant,
+            normalise_locale(locale),
+            tuple(sorted(paths.items())) if paths else (),
+        )
         cached = self._messages.get(key)
         if cached is None:
             resolved, problems = self.resolve(
-                campaign, channel, variant=variant, locale=locale, paths=paths
+                campaign, channel, variant=variant, locale=key[3], paths=paths
             )
             cached = problems[0] if problems or resolved is None else resolved
             with self._lock:
@@ -271,7 +288,7 @@ class Templates:
                     )
                 )
         message = MessageTemplates(
-            campaign, channel, variant, locale, tuple(resolved), self.locator
+            campaign, channel, variant, locale, tuple(resolved), self.locator, self._globals
         )
         return message, problems
 

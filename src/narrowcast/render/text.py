@@ -57,12 +57,14 @@ Piece = tuple[Literal["text", "code", "break"], str | int]
 class Construct:
     """One ``{{ … }}`` or ``{% … %}`` of the source, verbatim, with its line."""
 
-    __slots__ = ("source", "line", "statement")
+    __slots__ = ("source", "line", "statement", "closes")
 
-    def __init__(self, source: str, line: int, statement: bool) -> None:
+    def __init__(self, source: str, line: int, statement: bool, keyword: str = "") -> None:
         self.source = source
         self.line = line
         self.statement = statement
+        self.closes = keyword.startswith("end") or keyword in ("else", "elif")
+        """``{% endfor %}``, ``{% else %}``…: ends or continues a block."""
 
 
 def derive_text_source(
@@ -120,6 +122,7 @@ def _cut_constructs(
     current: list[str] = []
     start_line = 0
     statement = False
+    keyword = ""
     in_comment = False
     for line, token, value in environment.lex(source, name):
         if in_comment:
@@ -128,12 +131,15 @@ def _cut_constructs(
             in_comment = True
         elif token in ("variable_begin", "block_begin"):
             current, start_line, statement = [value], line, token == "block_begin"
+            keyword = ""
         elif token in ("variable_end", "block_end"):
             current.append(value)
             marked.append(f"{_OPEN}{len(constructs)}{_CLOSE}")
-            constructs.append(Construct("".join(current), start_line, statement))
+            constructs.append(Construct("".join(current), start_line, statement, keyword))
             current = []
         elif current:
+            if token == "name" and not keyword:
+                keyword = value
             current.append(value)
         elif token == "data":
             marked.append(value)
@@ -332,8 +338,13 @@ def _compose(pieces: list[Piece], constructs: list[Construct]) -> str:
             continue
         if kind == "code":
             construct = constructs[int(value)]
-            if not construct.statement:
+            # Breaks go before a statement that opens a block (a loop body must not
+            # repeat the break that opened its list) and after one that closes it
+            # (nor the break that ends each item). Extra newlines are tidied at
+            # render time.
+            if not construct.closes:
                 flush_breaks()
+            if not construct.statement:
                 if space and not at_line_start:
                     write(" ")
                 space = False
