@@ -63,14 +63,14 @@ def test_undefined_key_suggests_the_customer_s_keys(
     assert isinstance(error, UndefinedVariable)
     assert error.name == "customer.frist_name"
     assert str(error) == (
-        f"{root}/spring/push.body.j2:2: undefined variable 'customer.frist_name' is not "
-        "defined — did you mean 'first_name'?"
+        f"{root}/spring/push.body.j2:2: undefined variable 'customer.frist_name' — "
+        "did you mean 'first_name'?"
     )
 
 
 def test_undefined_attribute_key(renderer: Renderer, write: Write) -> None:
     error = _error(renderer, "{{ customer.lifestile }}", write)
-    assert str(error).endswith("'customer.lifestile' is not defined — did you mean 'lifestyle'?")
+    assert str(error).endswith("'customer.lifestile' — did you mean 'lifestyle'?")
 
 
 def test_undefined_top_level_name(renderer: Renderer, write: Write, root: Path) -> None:
@@ -83,7 +83,7 @@ def test_undefined_top_level_name(renderer: Renderer, write: Write, root: Path) 
 
 def test_undefined_in_a_segment_mapping(renderer: Renderer, write: Write) -> None:
     error = _error(renderer, "{{ segment.lead_scor }}", write, segment={"lead_score": 3})
-    assert str(error).endswith("'segment.lead_scor' is not defined — did you mean 'lead_score'?")
+    assert str(error).endswith("'segment.lead_scor' — did you mean 'lead_score'?")
 
 
 def test_undefined_in_a_condition(renderer: Renderer, write: Write, root: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -130,3 +132,18 @@ def test_renderer_from_settings(tmp_path: Path) -> None:
     link = renderer.links.unsubscribe("c-1")
     assert link.startswith("https://n.example/unsubscribe/")
     assert renderer.links.signer.verify_unsubscribe(link.rsplit("/", 1)[1]).customer_id == "c-1"
+
+
+def test_reading_the_config_does_not_load_jinja_or_babel() -> None:
+    code = "import sys, narrowcast.config; print(sorted({'jinja2', 'babel'} & set(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_every_public_name_resolves() -> None:
+    import narrowcast.render
+
+    for name in narrowcast.render.__all__:
+        assert getattr(narrowcast.render, name) is not None

@@ -53,7 +53,9 @@ class FilterError(ValueError):
 
 def _customer(context: Context) -> Mapping[str, Any]:
     customer = context.parent.get("customer")
-    return customer if isinstance(customer, Mapping) else {}
+    if type(customer) is dict or isinstance(customer, Mapping):
+        return customer
+    return {}
 
 
 @pass_context

@@ -282,7 +282,7 @@ def _undefined(
         )
     path = _dotted(locator.source_line(shown, line), name) or name
     keys = _keys(exc.obj)
-    what = f"'{path}' is not defined" if keys is not None else f"'{path}': {exc}"
+    what = f"'{path}'" if keys is not None else f"'{path}' ({exc})"
     suggestion = did_you_mean(name, keys) if keys is not None else ""
     return UndefinedVariable(
         f"undefined variable {what}{note}{suggestion}", name=path, template=shown, line=line
