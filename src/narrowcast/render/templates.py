@@ -184,7 +184,9 @@ class Templates:
             with self._lock:
                 self._messages[key] = cached
         if isinstance(cached, RenderError):
-            raise cached
+            # The same error for every message of a broken campaign: drop the last
+            # traceback, or each raise would grow it.
+            raise cached.with_traceback(None)
         return cached
 
     def resolve(
