@@ -106,9 +106,15 @@ class Signer:
         return self._token(purpose, orjson.dumps(payload))
 
     def _token(self, purpose: Purpose, payload: bytes) -> str:
+        # Every link of every message comes through here: HMAC inlined, no helpers.
         body = binascii.b2a_base64(payload, newline=False).translate(_URLSAFE).rstrip(b"=")
-        mac = binascii.b2a_base64(self._macs[purpose](body)[:_MAC_BYTES], newline=False)
-        return (body + b"." + mac.translate(_URLSAFE).rstrip(b"=")).decode("ascii")
+        mac = self._macs[purpose]
+        inner = mac.inner.copy()
+        inner.update(body)
+        outer = mac.outer.copy()
+        outer.update(inner.digest())
+        signature = binascii.b2a_base64(outer.digest()[:_MAC_BYTES], newline=False)
+        return (body + b"." + signature.translate(_URLSAFE).rstrip(b"=")).decode("ascii")
 
     def verify(
         self, token: str, purpose: Purpose, *, now: datetime | None = None
@@ -214,20 +220,20 @@ class _HmacSha256:
     message signs several links.
     """
 
-    __slots__ = ("_inner", "_outer")
+    __slots__ = ("inner", "outer")
 
     def __init__(self, key: bytes) -> None:
         block = hashlib.sha256().block_size
         if len(key) > block:
             key = hashlib.sha256(key).digest()
         key = key.ljust(block, b"\0")
-        self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
-        self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
+        self.inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
+        self.outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
 
     def __call__(self, data: bytes) -> bytes:
-        inner = self._inner.copy()
+        inner = self.inner.copy()
         inner.update(data)
-        outer = self._outer.copy()
+        outer = self.outer.copy()
         outer.update(inner.digest())
         return outer.digest()
 
@@ -238,10 +244,10 @@ class Links:
     def __init__(self, signer: Signer, base_url: str) -> None:
         self.signer = signer
         self.base_url = base_url.rstrip("/")
-        self._click = self.base_url + PATHS["click"]
+        self.click_prefix = self.base_url + PATHS["click"]
 
     def click(self, outbox_id: int | str | None, url: str) -> str:
-        return self._click + self.signer.click(outbox_id, url)
+        return self.click_prefix + self.signer.click(outbox_id, url)
 
     def unsubscribe(
         self, customer_id: str, *, channel: str | None = None, purpose: str | None = None
@@ -311,7 +317,8 @@ class MessageLinks:
         if made is None:
             if not isinstance(url, str) or not _ABSOLUTE.match(url):
                 raise ValueError(f"track() needs an absolute http:// or https:// URL, got {url!r}")
-            made = self._made[url] = self._links.click(self._outbox_id, url)
+            links = self._links
+            made = self._made[url] = links.click_prefix + links.signer.click(self._outbox_id, url)
         return made
 
 

@@ -84,7 +84,10 @@ PAIRS: tuple[tuple[str, str], ...] = (("cta_label", "cta_url"),)
 
 # Runs of breaking whitespace (line breaks included); no-break spaces stay, so that
 # "1.234,50\u00a0€" keeps its amount and currency together.
-_SPACES = re.compile(r"[ \t\n\r\f\v\x1c-\x1f\x85\u2028\u2029]+")
+# (Only runs of two or more, or a lone break, match: ordinary text has no match to replace.)
+_SPACES = re.compile(
+    r"[ \t\n\r\f\v\x1c-\x1f\x85\u2028\u2029]{2,}|[\t\n\r\f\v\x1c-\x1f\x85\u2028\u2029]"
+)
 _BLANK_LINES = re.compile(r"\n{3,}")
 _TRAILING = re.compile(r"[ \t]+\n")
 _LEADING_SPACE = re.compile(r"(?m)^ (?=\S)")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from narrowcast.render.errors import RenderError
-from narrowcast.render.links import Links, Signer
+from narrowcast.render.links import Links, MessageLinks, Signer
 from narrowcast.render.settings import load_secret
 from narrowcast.render.templates import MessageTemplates, Templates
 
@@ -77,12 +77,8 @@ class Renderer:
         outbox_id: int | str | None = None,
     ) -> dict[str, Any]:
         """The variables a template sees for this customer and message."""
-        links = self.links.for_message(
-            str(customer["id"]),
-            channel=channel,
-            outbox_id=outbox_id,
-            purpose=campaign.get("purpose", "marketing"),
-        )
+        purpose = campaign.get("purpose", "marketing")
+        links = MessageLinks(self.links, str(customer["id"]), channel, outbox_id, purpose)
         return {
             "customer": customer_context(customer),
             "segment": segment if segment is not None else {},

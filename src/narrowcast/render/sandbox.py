@@ -34,7 +34,7 @@ from typing import Any, NoReturn
 import jinja2
 from jinja2 import FileSystemLoader, StrictUndefined, Undefined
 from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.runtime import Context, new_context
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
@@ -313,13 +313,12 @@ def render(template: jinja2.Template, variables: dict[str, Any]) -> str:
     time of a small template. Templates cannot change it (``{% set %}`` writes
     to the template's own scope).
     """
-    context = new_context(
-        template.environment, template.name, template.blocks, variables, True, None, None
-    )
+    environment = template.environment
+    context = environment.context_class(environment, variables, template.name, template.blocks)
     try:
         return "".join(template.root_render_func(context))
     except Exception:
-        template.environment.handle_exception()  # re-raises with the template's lines
+        environment.handle_exception()  # re-raises with the template's lines
         raise  # pragma: no cover  (handle_exception always raises)
 
 

@@ -168,17 +168,13 @@ class Templates:
         paths: Mapping[str, str] | None = None,
     ) -> MessageTemplates:
         """The compiled templates of one channel's message; raises the first problem."""
-        key = (
-            campaign,
-            channel,
-            variant,
-            normalise_locale(locale),
-            tuple(sorted(paths.items())) if paths else (),
-        )
+        # Keyed by the locale as given: "es_ES" and "es-ES" resolve alike, and the
+        # per-message lookup skips normalising.
+        key = (campaign, channel, variant, locale, tuple(sorted(paths.items())) if paths else ())
         cached = self._messages.get(key)
         if cached is None:
             resolved, problems = self.resolve(
-                campaign, channel, variant=variant, locale=key[3], paths=paths
+                campaign, channel, variant=variant, locale=normalise_locale(locale), paths=paths
             )
             cached = problems[0] if problems or resolved is None else resolved
             with self._lock:
