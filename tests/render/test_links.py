@@ -152,3 +152,13 @@ def test_the_mac_is_hmac_sha256() -> None:
 def test_a_short_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 16 bytes"):
         Signer(b"short")
+
+
+def test_unsubscribe_and_preferences_expire_too(signer: Signer) -> None:
+    later = NOW + timedelta(days=1)
+    token = signer.unsubscribe("c-1", channel="email", expires_at=later)
+    assert signer.verify_unsubscribe(token, now=NOW).channel == "email"
+    with pytest.raises(TokenExpired):
+        signer.verify_unsubscribe(token, now=later)
+    with pytest.raises(TokenExpired):
+        signer.verify_preferences(signer.preferences("c-1", expires_at=later), now=later)

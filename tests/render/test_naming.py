@@ -171,3 +171,18 @@ def test_text_template_only_when_as_specific_as_the_html(renderer: Renderer, wri
     assert text("en-GB") == "campaign text"
     assert text("es-ES") == "html en español"  # the English text does not match it: derived
     assert text("en-GB", "b") == "variant html"
+
+
+def test_text_is_derived_from_an_explicit_html_template(renderer: Renderer, write: Write) -> None:
+    write(
+        {
+            "spring/email.subject.j2": "s",
+            "spring/email.text.j2": "conventional text that does not match",
+            "shared/fancy.j2": "<h1>Fancy</h1><p>{{ customer.first_name }} &amp; co</p>",
+        }
+    )
+    message = renderer.render(
+        "email", customer(), campaign=CAMPAIGN, paths={"html": "shared/fancy.j2"}
+    )
+    assert message["html"] == "<h1>Fancy</h1><p>Ana &amp; co</p>"
+    assert message["text"] == "Fancy\n\nAna & co"

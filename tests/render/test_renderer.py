@@ -272,3 +272,11 @@ def test_track_needs_an_absolute_url(renderer: Renderer, write: Write, root: Pat
 def test_a_campaign_needs_a_name(renderer: Renderer) -> None:
     with pytest.raises(RenderError, match="needs a 'name'"):
         renderer.render("push", customer(), campaign={"description": "x"})
+
+
+def test_a_customer_needs_an_id(renderer: Renderer, write: Write) -> None:
+    write({"spring/push.body.j2": "b"})
+    person = customer()
+    del person["id"]
+    with pytest.raises(RenderError, match="needs an 'id'"):
+        renderer.render("push", person, campaign=CAMPAIGN)

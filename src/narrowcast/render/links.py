@@ -191,18 +191,22 @@ class Signer:
         purpose: str | None = None,
         expires_at: datetime | None = None,
     ) -> str:
-        claims: dict[str, Any] = {"c": customer_id}
+        claims: dict[str, Any] = {"p": "u", "c": customer_id}
         if channel is not None:
             claims["ch"] = channel
         if purpose is not None:
             claims["pu"] = purpose
-        return self.sign("unsubscribe", claims, expires_at=expires_at)
+        if expires_at is not None:
+            claims["x"] = int(_aware(expires_at).timestamp())
+        return self._token("unsubscribe", orjson.dumps(claims))
 
     def verify_unsubscribe(self, token: str, *, now: datetime | None = None) -> Unsubscribe:
         claims = self.verify(token, "unsubscribe", now=now)
         return Unsubscribe(str(claims["c"]), claims.get("ch"), claims.get("pu"))
 
     def preferences(self, customer_id: str, *, expires_at: datetime | None = None) -> str:
+        if expires_at is None:
+            return self._token("preferences", orjson.dumps({"p": "p", "c": customer_id}))
         return self.sign("preferences", {"c": customer_id}, expires_at=expires_at)
 
     def verify_preferences(self, token: str, *, now: datetime | None = None) -> Preferences:

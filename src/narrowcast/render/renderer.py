@@ -78,7 +78,13 @@ class Renderer:
     ) -> dict[str, Any]:
         """The variables a template sees for this customer and message."""
         purpose = campaign.get("purpose", "marketing")
-        links = MessageLinks(self.links, str(customer["id"]), channel, outbox_id, purpose)
+        try:
+            customer_id = str(customer["id"])
+        except KeyError:
+            raise RenderError(
+                "the customer mapping needs an 'id' (its signed links name it)"
+            ) from None
+        links = MessageLinks(self.links, customer_id, channel, outbox_id, purpose)
         return {
             "customer": customer_context(customer),
             "segment": segment if segment is not None else {},
