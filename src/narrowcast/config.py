@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from narrowcast.errors import NarrowcastError, did_you_mean
+from narrowcast.render.settings import LinksSettings
 
 DEFAULT_CONFIG = Path("config.toml")
 DEFAULT_DATABASE_URL = "sqlite:///narrowcast.db"
@@ -78,6 +79,7 @@ class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     import_: ImportSettings = ImportSettings()
     campaigns: CampaignSettings = CampaignSettings()
+    links: LinksSettings = LinksSettings()
     source: Path | None = None
     """The file these settings came from, or ``None`` for pure defaults."""
 
