@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from narrowcast.channels.settings import ChannelsSettings
 from narrowcast.errors import NarrowcastError, did_you_mean
 
 DEFAULT_CONFIG = Path("config.toml")
@@ -69,6 +70,7 @@ class Settings(_Section):
 
     database: DatabaseSettings = DatabaseSettings()
     import_: ImportSettings = ImportSettings()
+    channels: ChannelsSettings = ChannelsSettings()
     source: Path | None = None
     """The file these settings came from, or ``None`` for pure defaults."""
 
