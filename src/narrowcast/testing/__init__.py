@@ -5,6 +5,7 @@ thread, validating requests the way the provider does and scriptable to
 misbehave; ``ChannelContract`` is a pytest class an adapter's tests subclass.
 """
 
+from narrowcast.testing.sendgrid import Accepted, FakeSendGrid
 from narrowcast.testing.server import (
     FakeServer,
     Fault,
@@ -17,6 +18,8 @@ from narrowcast.testing.server import (
 from narrowcast.testing.webhook import Delivery, FakeWebhookReceiver
 
 __all__ = [
+    "Accepted",
+    "FakeSendGrid",
     "Delivery",
     "FakeServer",
     "FakeWebhookReceiver",
