@@ -5,6 +5,7 @@ thread, validating requests the way the provider does and scriptable to
 misbehave; ``ChannelContract`` is a pytest class an adapter's tests subclass.
 """
 
+from narrowcast.testing.fcm import FakeFcm, Push
 from narrowcast.testing.sendgrid import Accepted, FakeSendGrid
 from narrowcast.testing.server import (
     FakeServer,
@@ -19,11 +20,13 @@ from narrowcast.testing.webhook import Delivery, FakeWebhookReceiver
 
 __all__ = [
     "Accepted",
+    "FakeFcm",
     "FakeSendGrid",
     "Delivery",
     "FakeServer",
     "FakeWebhookReceiver",
     "Fault",
+    "Push",
     "Reply",
     "Request",
     "Reset",
