@@ -5,7 +5,7 @@ directly; user mistakes arrive as ``NarrowcastError`` (a ``ClickException``)
 and are printed without a traceback. One module per command group.
 """
 
-from narrowcast.cli import db, demo, imports  # noqa: F401  (they register their commands)
+from narrowcast.cli import channels, db, demo, imports  # noqa: F401  (they register their commands)
 from narrowcast.cli.app import cli
 
 
