@@ -5,6 +5,7 @@ thread, validating requests the way the provider does and scriptable to
 misbehave; ``ChannelContract`` is a pytest class an adapter's tests subclass.
 """
 
+from narrowcast.testing.contract import ChannelContract
 from narrowcast.testing.fcm import FakeFcm, Push
 from narrowcast.testing.sendgrid import Accepted, FakeSendGrid
 from narrowcast.testing.server import (
@@ -19,6 +20,7 @@ from narrowcast.testing.server import (
 from narrowcast.testing.webhook import Delivery, FakeWebhookReceiver
 
 __all__ = [
+    "ChannelContract",
     "Accepted",
     "FakeFcm",
     "FakeSendGrid",
