@@ -1,5 +1,12 @@
 """A fake provider: a real HTTP server on 127.0.0.1, in a thread, that can be told to misbehave.
 
+The server is a small HTTP/1.1 implementation on asyncio streams, running its
+own event loop in a daemon thread: one thread serves every connection (a
+thread per connection, as ``http.server`` does, collapses to a few dozen
+requests a second at 32 concurrent connections), a ``Slow`` fault delays only
+its own request, and a ``Reset`` aborts the socket with SO_LINGER 0 so the
+client sees a real TCP reset.
+
 Subclasses implement ``handle`` the way the provider behaves — checking the
 auth header, required fields, limits and sizes, and recording what they
 accept. Tests then *script* faults, answered in order before ``handle`` runs:
@@ -16,14 +23,14 @@ A ``Reply`` without a body gets the provider's own error body for that status
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import struct
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Self
 
@@ -94,8 +101,9 @@ class FakeServer:
         self._faults: deque[Fault] = deque()
         self._always: Fault | None = None
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._address: tuple[str, int] | None = None
 
     # --- provider behaviour, for subclasses ---------------------------------------
 
@@ -138,31 +146,53 @@ class FakeServer:
 
     @property
     def url(self) -> str:
-        if self._server is None:
+        if self._address is None:
             raise RuntimeError("the fake server is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        host, port = self._address
+        return f"http://{host}:{port}"
 
     def start(self) -> Self:
-        server = _Server(("127.0.0.1", 0), _handler_for(self))
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"{type(self).__name__}",
-            daemon=True,
-        )
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                server = loop.run_until_complete(
+                    asyncio.start_server(self._connection, "127.0.0.1", 0, backlog=512)
+                )
+            except BaseException as exc:  # noqa: BLE001 — reported by start()
+                failure.append(exc)
+                ready.set()
+                return
+            self._address = server.sockets[0].getsockname()[:2]
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                server.close()
+                pending = asyncio.all_tasks(loop)
+                for task in pending:
+                    task.cancel()
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name=type(self).__name__, daemon=True)
         self._thread.start()
+        ready.wait(10)
+        if failure:
+            raise failure[0]
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+        self._loop = None
+        self._thread = None
+        self._address = None
 
     def __enter__(self) -> Self:
         return self.start()
@@ -175,13 +205,13 @@ class FakeServer:
     ) -> None:
         self.stop()
 
-    def _respond(self, request: Request) -> Response | Reset:
+    async def _respond(self, request: Request) -> Response | Reset:
         self.requests.append(request)
         fault = self._next_fault(request)
         if isinstance(fault, Reset):
             return fault
         if isinstance(fault, Slow):
-            time.sleep(fault.seconds)
+            await asyncio.sleep(fault.seconds)
         elif isinstance(fault, Reply):
             if fault.body is None:
                 base = self.error_body(fault.status)
@@ -192,49 +222,65 @@ class FakeServer:
             return Response(fault.status, body, dict(fault.headers))
         return self.handle(request)
 
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                request = await _read_request(reader)
+                if request is None:
+                    return
+                answer = await self._respond(request)
+                if isinstance(answer, Reset):
+                    sock = writer.get_extra_info("socket")
+                    # SO_LINGER 0: closing sends RST instead of FIN.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    writer.transport.abort()
+                    return
+                writer.write(_serialise(answer, type(self).__name__))
+                await writer.drain()
+                if request.headers.get("connection", "").lower() == "close":
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            return
+        except asyncio.CancelledError:
+            return  # the fake is stopping; the client sees the connection close
+        finally:
+            if not writer.transport.is_closing():
+                writer.close()
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that timed out and left is what the Slow fault is for; stay quiet.
-        pass
+async def _read_request(reader: asyncio.StreamReader) -> Request | None:
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    method, target, _version = lines[0].split(" ", 2)
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        chunks = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            chunk = await reader.readexactly(size + 2)
+            if size == 0:
+                break
+            chunks.append(chunk[:-2])
+        body = b"".join(chunks)
+    else:
+        length = int(headers.get("content-length") or 0)
+        body = await reader.readexactly(length) if length else b""
+    return Request(method, target, headers, body)
 
 
-def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = f"narrowcast-{type(fake).__name__}"
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            headers = {name.lower(): value for name, value in self.headers.items()}
-            request = Request(self.command, self.path, headers, body)
-            answer = fake._respond(request)
-            if isinstance(answer, Reset):
-                self._reset()
-                return
-            self.send_response(answer.status)
-            for name, value in answer.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(answer.body)))
-            self.end_headers()
-            self.wfile.write(answer.body)
-
-        def _reset(self) -> None:
-            # SO_LINGER 0: close() sends RST instead of FIN.
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.close_connection = True
-            self.rfile.close()
-            self.wfile.close()
-            self.connection.close()
-
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
+def _serialise(response: Response, server: str) -> bytes:
+    try:
+        phrase = HTTPStatus(response.status).phrase
+    except ValueError:
+        phrase = "Unknown"
+    head = [f"HTTP/1.1 {response.status} {phrase}", f"Server: narrowcast-{server}"]
+    head += [f"{name}: {value}" for name, value in response.headers.items()]
+    head.append(f"Content-Length: {len(response.body)}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body
