@@ -18,7 +18,7 @@ def _run(*command: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("args", [("check",), ("format", "--check")], ids=["lint", "format"])
 def test_ruff(args: tuple[str, ...]) -> None:
-    result = _run(str(BIN / "ruff"), *args, "src", "tests", "bench")
+    result = _run(str(BIN / "ruff"), *args, "src", "tests", "bench", "examples")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

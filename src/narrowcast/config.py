@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from narrowcast.channels.settings import ChannelsSettings
 from narrowcast.errors import NarrowcastError, did_you_mean
 from narrowcast.render.settings import LinksSettings
 
@@ -80,6 +81,7 @@ class Settings(_Section):
     import_: ImportSettings = ImportSettings()
     campaigns: CampaignSettings = CampaignSettings()
     links: LinksSettings = LinksSettings()
+    channels: ChannelsSettings = ChannelsSettings()
     source: Path | None = None
     """The file these settings came from, or ``None`` for pure defaults."""
 

@@ -5,7 +5,13 @@ directly; user mistakes arrive as ``NarrowcastError`` (a ``ClickException``)
 and are printed without a traceback. One module per command group.
 """
 
-from narrowcast.cli import db, demo, imports, segments  # noqa: F401  (they register commands)
+from narrowcast.cli import (  # noqa: F401  (they register their commands)
+    channels,
+    db,
+    demo,
+    imports,
+    segments,
+)
 from narrowcast.cli.app import cli
 
 

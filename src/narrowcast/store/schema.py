@@ -278,3 +278,74 @@ __all__ = [
     "sqlite_instant",
     "suppressions",
 ]
+
+# --- channels (migration 0003) ----------------------------------------------------------
+
+PLACEMENTS = ("banner", "modal", "toast")
+VISITORS = ("new", "returning", "any")
+SURVEYS = ("nps",)
+
+inbox_messages = Table(
+    "inbox_messages",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "outbox_id",
+        BigInteger,
+        nullable=False,
+        unique=True,
+        comment="the outbox row it came from; a resend is the same row",
+    ),
+    Column("customer_id", ForeignKey("customers.id", ondelete="CASCADE"), nullable=False),
+    Column("campaign", String(100), nullable=False),
+    Column("variant", String(64)),
+    Column("parts", Json, nullable=False, comment="title, body, cta_label, cta_url, image"),
+    Column("created_at", Instant, nullable=False),
+    Column("expires_at", Instant),
+    Column("read_at", Instant),
+    Column("clicked_at", Instant),
+    Column("dismissed_at", Instant),
+    Index(None, "customer_id", "created_at"),
+)
+
+web_messages = Table(
+    "web_messages",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "outbox_id",
+        BigInteger,
+        nullable=False,
+        unique=True,
+        comment="the outbox row it came from; a resend is the same row",
+    ),
+    Column(
+        "customer_id",
+        ForeignKey("customers.id", ondelete="CASCADE"),
+        comment="NULL: any visitor the targeting matches",
+    ),
+    Column("campaign", String(100), nullable=False),
+    Column("variant", String(64)),
+    Column("placement", String(8), nullable=False),
+    Column("visitor", String(16), nullable=False, comment="new | returning | any"),
+    Column(
+        "referrers",
+        Json,
+        nullable=False,
+        comment="referrer classes (search, social, email, direct); empty: any",
+    ),
+    Column("path", String(500), nullable=False, comment="page path glob; * is every page"),
+    Column("survey", String(8), comment="nps, or NULL"),
+    Column("parts", Json, nullable=False, comment="title, body, cta_label, cta_url, image"),
+    Column("created_at", Instant, nullable=False),
+    Column("expires_at", Instant),
+    Column("seen_at", Instant),
+    Column("clicked_at", Instant),
+    Column("dismissed_at", Instant),
+    CheckConstraint(_one_of("placement", PLACEMENTS), name="placement"),
+    CheckConstraint(_one_of("visitor", VISITORS), name="visitor"),
+    CheckConstraint(_one_of("survey", SURVEYS), name="survey"),
+    Index(None, "customer_id", "expires_at"),
+)
+
+__all__ += ["PLACEMENTS", "SURVEYS", "VISITORS", "inbox_messages", "web_messages"]
