@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from narrowcast.channels.settings import ChannelsSettings
 from narrowcast.errors import NarrowcastError, did_you_mean
+from narrowcast.planning.settings import PlanningSettings
 from narrowcast.render.settings import LinksSettings
 
 DEFAULT_CONFIG = Path("config.toml")
@@ -80,6 +81,7 @@ class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     import_: ImportSettings = ImportSettings()
     campaigns: CampaignSettings = CampaignSettings()
+    planning: PlanningSettings = PlanningSettings()
     links: LinksSettings = LinksSettings()
     channels: ChannelsSettings = ChannelsSettings()
     source: Path | None = None

@@ -154,6 +154,7 @@ class Campaign(_Model):
     """The zone of ``cron`` schedules."""
 
     segment: Name | None = None
+    """The audience; a triggered campaign without one reaches everyone it triggers on."""
     where: str | None = None
     exclude: tuple[Name, ...] = ()
 
@@ -229,9 +230,14 @@ class Campaign(_Model):
             raise ValueError(
                 f"give exactly one schedule: cron, every, at, on_enter or on_event (found {found})"
             )
-        if (self.segment is None) == (self.where is None):
-            raise ValueError('give the audience as segment = "NAME" or where = "RULE" (one)')
         triggered = self.on_enter is not None or self.on_event is not None
+        if self.segment is not None and self.where is not None:
+            raise ValueError('give the audience as segment = "NAME" or where = "RULE", not both')
+        if not triggered and self.segment is None and self.where is None:
+            raise ValueError(
+                'give the audience: segment = "NAME" or where = "RULE" '
+                "(only triggered campaigns may leave it out: then it is everyone they trigger on)"
+            )
         if not triggered and (self.delay is not None or self.unless is not None):
             raise ValueError("delay and unless belong to triggers (on_enter, on_event)")
         if self.start and self.end and self.start >= self.end:

@@ -12,7 +12,7 @@ builds one expression tree and SQLAlchemy renders each database's own SQL:
   an imported attribute that holds text can never make PostgreSQL fail
   half-way through a segment with a cast error;
 * ``DaysBetween(now, ts)`` — the same as a fraction, for time decay;
-* ``UtcDay(ts)`` — the UTC calendar day of an instant as ISO text;
+* ``UtcDay(ts)``, ``UtcHour(ts)`` — the UTC day / hour of an instant as ISO text;
 * ``json_property(table, name, kind)`` — a property of the ``properties``
   JSON, with the name bound as a parameter, never spliced into the SQL.
 """
@@ -174,3 +174,21 @@ def _day_sqlite(element: UtcDay, compiler: SQLCompiler, **kw: Any) -> str:
 def _day_postgresql(element: UtcDay, compiler: SQLCompiler, **kw: Any) -> str:
     ts = compiler.process(element.clauses, **kw)
     return f"to_char({ts} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+
+class UtcHour(FunctionElement[str]):
+    """The UTC hour of an instant, as 'YYYY-MM-DD HH' text."""
+
+    inherit_cache = True
+    type = String()
+
+
+@compiles(UtcHour, "sqlite")
+def _hour_sqlite(element: UtcHour, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"substr({compiler.process(element.clauses, **kw)}, 1, 13)"
+
+
+@compiles(UtcHour, "postgresql")
+def _hour_postgresql(element: UtcHour, compiler: SQLCompiler, **kw: Any) -> str:
+    ts = compiler.process(element.clauses, **kw)
+    return f"to_char({ts} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24')"

@@ -33,7 +33,9 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -349,3 +351,106 @@ web_messages = Table(
 )
 
 __all__ += ["PLACEMENTS", "SURVEYS", "VISITORS", "inbox_messages", "web_messages"]
+
+# --- planning and dispatch (migration 0004) -----------------------------------------------
+
+RUN_KINDS = ("scheduled", "trigger", "manual")
+RUN_STATES = ("planning", "planned", "failed")
+OUTBOX_STATES = (
+    "planned",
+    "claimed",
+    "sending",
+    "sent",
+    "retry",
+    "failed",
+    "suppressed",
+    "expired",
+    "holdout",
+    "unknown",
+    "canceled",
+)
+
+campaign_runs = Table(
+    "campaign_runs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("campaign", String(100), nullable=False),
+    Column("key", String(200), nullable=False, comment="the occurrence, e.g. its ISO instant"),
+    Column("kind", String(16), nullable=False),
+    Column("occurrence", Instant, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("planned", Integer, nullable=False, server_default="0"),
+    Column("holdout", Integer, nullable=False, server_default="0"),
+    Column("dropped", Integer, nullable=False, server_default="0"),
+    Column("created_at", Instant, nullable=False),
+    Column("finished_at", Instant),
+    Column("error", Text),
+    UniqueConstraint("campaign", "key"),
+    CheckConstraint(_one_of("kind", RUN_KINDS), name="kind"),
+    CheckConstraint(_one_of("state", RUN_STATES), name="state"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", ForeignKey("campaign_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("campaign", String(100), nullable=False),
+    Column("customer_id", ForeignKey("customers.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "dedupe_key",
+        String(300),
+        nullable=False,
+        unique=True,
+        comment="one message per campaign occurrence (or trigger) and customer",
+    ),
+    Column("variant", String(64)),
+    Column("channel", String(32), comment="NULL for the holdout group"),
+    Column("purpose", String(16), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("send_at", Instant, nullable=False),
+    Column("expires_at", Instant, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("lease_owner", String(100)),
+    Column("lease_until", Instant),
+    Column("trigger_at", Instant, comment="the event or segment entry that triggered it"),
+    Column("choice_probability", Float, comment="probability of the chosen channel and time"),
+    Column("provider", String(32)),
+    Column("provider_id", String(200)),
+    Column("last_error", Text),
+    Column("created_at", Instant, nullable=False),
+    Column("updated_at", Instant, nullable=False),
+    Column("sent_at", Instant),
+    CheckConstraint(_one_of("state", OUTBOX_STATES), name="state"),
+    Index(None, "state", "send_at"),
+    Index(None, "customer_id", "created_at"),
+    Index(None, "campaign", "customer_id"),
+    Index(None, "run_id"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("outbox_id", ForeignKey("outbox.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", Instant, nullable=False),
+    Column("finished_at", Instant),
+    Column("latency_ms", Float),
+    Column("channel", String(32), nullable=False),
+    Column("provider", String(32)),
+    Column("provider_id", String(200)),
+    Column("status", String(16), nullable=False, comment="sent | transient | permanent | …"),
+    Column("error_class", String(100)),
+    Column("error_text", Text),
+)
+
+__all__ += [
+    "OUTBOX_STATES",
+    "RUN_KINDS",
+    "RUN_STATES",
+    "campaign_runs",
+    "deliveries",
+    "outbox",
+]
