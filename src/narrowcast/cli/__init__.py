@@ -6,6 +6,7 @@ and are printed without a traceback. One module per command group.
 """
 
 from narrowcast.cli import (  # noqa: F401  (they register their commands)
+    campaigns,
     channels,
     db,
     demo,

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 
 from narrowcast.config import Settings, load_settings
 from narrowcast.store import Store
+
+if TYPE_CHECKING:
+    from narrowcast.campaigns.loader import Loaded
+    from narrowcast.render.renderer import Renderer
+    from narrowcast.segments.definitions import Definitions
 
 stderr = Console(stderr=True)
 
@@ -42,6 +47,26 @@ class App:
     @property
     def segments_file(self) -> Path:
         return self.settings.campaigns.dir / "segments.toml"
+
+    def definitions(self) -> Definitions:
+        from narrowcast.segments.definitions import load_definitions
+
+        return load_definitions(self.segments_file)
+
+    def campaigns(self, *, strict: bool = False) -> Loaded:
+        """The campaign files of the configured folder (``strict``: raise on any problem)."""
+        from narrowcast.campaigns.loader import campaign_paths, load_campaigns
+
+        paths = campaign_paths(self.settings.campaigns.dir, set(self.definitions().files))
+        loaded = load_campaigns(paths, tuple(self.settings.channels.routes()))
+        if strict:
+            loaded.raise_problems()
+        return loaded
+
+    def renderer(self) -> Renderer:
+        from narrowcast.render.renderer import Renderer
+
+        return Renderer.from_settings(self.settings, self.settings.campaigns.templates)
 
     def close(self) -> None:
         if self._store is not None:

@@ -231,10 +231,9 @@ class _Life:
             value = self._order_value()
             items = rng.between(*persona.items)
             cart = {
-                "product": product.sku,
-                "category": product.category,
-                "brand": product.brand,
+                **_describe(product),
                 "value": value,
+                "currency": CURRENCY,
                 "quantity": items,
             }
             self._emit("cart_add", at, cart)
@@ -374,7 +373,12 @@ class _Life:
 
 
 def _describe(product: Product) -> dict[str, Any]:
-    return {"product": product.sku, "category": product.category, "brand": product.brand}
+    return {
+        "product": product.sku,
+        "name": product.name,
+        "category": product.category,
+        "brand": product.brand,
+    }
 
 
 def _consent(customer: str, channel: str, granted: bool, at: datetime) -> dict[str, Any]:

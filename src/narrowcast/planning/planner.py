@@ -210,7 +210,7 @@ class Planner:
         audience = self.audience(campaign)
         if campaign.triggered:
             start = since if since is not None else self.now - timedelta(days=1)
-            members = self._triggers(campaign, audience, start).subquery("triggered")
+            members = self.triggered(campaign, audience, start).subquery("triggered")
             key = ""
         else:
             at = (occurrence or self.now).astimezone(UTC)
@@ -243,7 +243,7 @@ class Planner:
             )
         return plan
 
-    def _triggers(self, campaign: Campaign, audience: Select[Any], since: datetime) -> Select[Any]:
+    def triggered(self, campaign: Campaign, audience: Select[Any], since: datetime) -> Select[Any]:
         """``SELECT id, trigger_at`` (the latest trigger per customer) within the audience."""
         window = (literal(since, Instant), literal(self.now, Instant))
         if campaign.on_event is not None:

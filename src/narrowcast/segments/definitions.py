@@ -81,6 +81,8 @@ class Definitions:
     scores: ScoreSettings = field(default_factory=ScoreSettings)
     attribute_types: Mapping[str, ValueType] = field(default_factory=dict)
     source: Path | None = None
+    files: tuple[Path, ...] = ()
+    """Every file the definitions were read from: the segments file and its includes."""
 
     def catalog(self, conn: Connection) -> Catalog:
         """What rules may refer to in this store, with these segments and attributes."""
@@ -156,15 +158,17 @@ def load_definitions(path: Path = DEFAULT_PATH, *, required: bool = False) -> De
     segments: dict[str, SegmentDefinition] = dict(builtin.segments) if main.builtins else {}
     mine: dict[str, SegmentDefinition] = {}
     _collect(chosen, main.segments, mine, problems)
+    files = [chosen]
     for include in main.include:
         included_path = chosen.parent / include
+        files.append(included_path)
         included = _read(included_path, _Included, problems)
         if isinstance(included, _Included):
             _collect(included_path, included.segments, mine, problems)
     if problems:
         raise DefinitionError(problems)
     segments.update(mine)
-    return Definitions(segments, main.scores, dict(main.attributes), chosen)
+    return Definitions(segments, main.scores, dict(main.attributes), chosen, tuple(files))
 
 
 def _builtin() -> Definitions:
