@@ -91,16 +91,42 @@ class TomlLines:
 def located_errors(
     path: Path, text: str, exc: ValidationError, model: type[BaseModel]
 ) -> list[str]:
-    """Each pydantic error as ``file:line: 'key.path': what is wrong`` (with did-you-mean)."""
+    """Each pydantic error as ``file:line: 'key.path': what is wrong`` (with did-you-mean).
+
+    A field that accepts one of several forms (``send_time = "now" | "auto" |
+    "09:30"``) fails once per form; only the errors our own validators wrote are
+    kept for it, since they say what the value should look like.
+    """
     lines = TomlLines(text)
-    return [_describe(path, lines, error, model) for error in exc.errors()]
+    errors = exc.errors()
+    by_key: dict[tuple[str | int, ...], list[Any]] = {}
+    for error in errors:
+        by_key.setdefault(_clean(error["loc"]), []).append(error)
+    out = []
+    for loc, group in by_key.items():
+        ours = [e for e in group if e["type"] == "value_error"]
+        for error in ours or group[:1]:
+            out.append(_describe(path, lines, loc, error, model))
+    return out
 
 
-def _describe(path: Path, lines: TomlLines, error: Any, model: type[BaseModel]) -> str:
-    loc: tuple[str | int, ...] = tuple(error["loc"])
+def _clean(loc: Any) -> tuple[str | int, ...]:
+    """The location without pydantic's union branch tags (``literal[...]``, ``function-after``)."""
+    return tuple(
+        part
+        for part in loc
+        if isinstance(part, int) or not any(mark in str(part) for mark in ("[", "(", "function-"))
+    )
+
+
+def _describe(
+    path: Path, lines: TomlLines, loc: tuple[str | int, ...], error: Any, model: type[BaseModel]
+) -> str:
     key = ".".join(f"[{part}]" if isinstance(part, int) else str(part) for part in loc)
     key = key.replace(".[", "[")
     at = f"{path}:{lines.line(loc) or 1}"
+    if not loc:
+        return f"{at}: {str(error['msg']).removeprefix('Value error, ')}"
     if error["type"] == "extra_forbidden":
         known = _known_keys(model, loc[:-1])
         return f"{at}: unknown key '{key}'{did_you_mean(str(loc[-1]), known)}"
