@@ -150,9 +150,9 @@ class WebhookChannel(Channel[WebhookSettings]):
 
     def _classify(self, response: httpx.Response, outbox_id: int) -> Result:
         status = response.status_code
-        said = f"webhook answered {status}: {short(response.text) or response.reason_phrase}"
         if 200 <= status < 300:
             return Receipt(outbox_id, self.name, response.headers.get("x-request-id"))
+        said = f"webhook answered {status}: {short(response.text) or response.reason_phrase}"
         if status in (401, 403):
             return ChannelPaused(
                 f"{said} — the receiver refuses our signature; check "
