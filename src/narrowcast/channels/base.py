@@ -135,9 +135,10 @@ class Channel(abc.ABC, Generic[S]):
       returns ``False`` and never raises for one message's failure.
     * When the provider refuses the credentials (SendGrid 401/403, FCM
       SenderIdMismatch / ThirdPartyAuth), every message of the batch that was
-      not accepted gets a ``ChannelPaused`` (a ``TransientError`` whose reason
-      says what to fix): the dispatcher pauses the channel and keeps the
-      messages, so a bad key does not burn through the queue.
+      neither accepted nor refused for a fault of its own (a malformed address)
+      gets a ``ChannelPaused`` (a ``TransientError`` whose reason says what to
+      fix), and the rest of the batch is not sent: the dispatcher pauses the
+      channel and keeps the messages, so a bad key does not burn the queue.
     * Provider exceptions are translated once, at this boundary. Adapters never
       retry or sleep on their own: the dispatcher owns retry policy.
     """
