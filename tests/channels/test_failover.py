@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from narrowcast.channels import (
     Channel,
@@ -15,8 +16,12 @@ from narrowcast.channels import (
     Receipt,
     Result,
     TransientError,
+    build_routes,
 )
+from narrowcast.config import load_settings
+from narrowcast.testing import FakeSendGrid
 
+from .conftest import Relay
 from .messages import NOW, email, run
 
 Answer = Callable[[Message], Result]
@@ -110,3 +115,33 @@ def test_when_every_provider_is_paused_the_channel_is() -> None:
     results = run(failover.send([email(1), email(2)]))
     assert all(isinstance(r, ChannelPaused) for r in results)
     assert [r.outbox_id for r in results if isinstance(r, ChannelPaused)] == [1, 2]
+
+
+def test_sendgrid_then_smtp_from_config(relay: Relay, tmp_path: Path) -> None:
+    """A refused SendGrid key moves the mail to the SMTP relay, and SendGrid is skipped after."""
+    with FakeSendGrid(api_key="SG.right") as sendgrid:
+        config = tmp_path / "config.toml"
+        config.write_text(
+            '[channels.email]\nprovider = ["sendgrid", "smtp"]\nsender = "Shop <n@shop.example>"\n'
+            f'[channels.providers.sendgrid]\nbase_url = "{sendgrid.url}"\n'
+            f'[channels.providers.smtp]\nhost = "127.0.0.1"\nport = {relay.port}\ntls = "none"\n'
+        )
+        routes = build_routes(
+            load_settings(config, env={}).channels,
+            ChannelContext(env={"SENDGRID_API_KEY": "SG.wrong"}, config_file=config),
+            only="email",
+        )
+
+        async def go() -> list[Result]:
+            async with routes:
+                first = await routes["email"].send([email(1), email(2, to="bo@example.com")])
+                return first + await routes["email"].send([email(3, to="cy@example.com")])
+
+        results = run(go())
+    assert [(type(r), getattr(r, "provider", None)) for r in results] == [(Receipt, "smtp")] * 3
+    assert sorted(r.rcpt_tos[0] for r in relay.received) == [
+        "ana@example.com",
+        "bo@example.com",
+        "cy@example.com",
+    ]
+    assert len(sendgrid.requests) <= 2  # the first batch only: then SendGrid is paused

@@ -70,10 +70,12 @@ def test_the_same_message_carries_the_same_idempotency_key(receiver: FakeWebhook
 
 
 def test_a_wrong_secret_pauses_the_channel(receiver: FakeWebhookReceiver) -> None:
-    results = send(receiver.url, [webhook(1), webhook(2)], env={"HOOK_SECRET": "wrong"})
+    batch = [webhook(i) for i in range(1, 11)]
+    results = send(receiver.url, batch, env={"HOOK_SECRET": "wrong"}, concurrency=2)
     assert all(isinstance(r, ChannelPaused) for r in results)
     assert "401" in results[0].reason and "HOOK_SECRET" in results[0].reason  # type: ignore[union-attr]
     assert receiver.accepted == []
+    assert len(receiver.requests) <= 2  # the rest of the batch was not spent on it
 
 
 @pytest.mark.parametrize("status", [400, 404, 410, 422])

@@ -135,9 +135,11 @@ class Channel(abc.ABC, Generic[S]):
       returns ``False`` and never raises for one message's failure.
     * When the provider refuses the credentials (SendGrid 401/403, FCM
       SenderIdMismatch / ThirdPartyAuth), every message of the batch that was
-      not accepted gets a ``ChannelPaused`` (a ``TransientError`` whose reason
-      says what to fix): the dispatcher pauses the channel and keeps the
-      messages, so a bad key does not burn through the queue.
+      neither accepted nor refused for a fault of its own (a malformed address)
+      gets a ``ChannelPaused`` (a ``TransientError`` whose reason says what to
+      fix), and what of the batch is not yet sent is not sent (firebase-admin
+      sends a whole batch at once, so FCM cannot stop): the dispatcher pauses the
+      channel and keeps the messages, so a bad key does not burn the queue.
     * Provider exceptions are translated once, at this boundary. Adapters never
       retry or sleep on their own: the dispatcher owns retry policy.
     """

@@ -36,7 +36,7 @@ import asyncio
 import json
 import warnings
 from collections.abc import Sequence
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import firebase_admin
@@ -243,7 +243,8 @@ class FcmChannel(Channel[FcmSettings]):
         """``None`` when the access token is fresh, else a maker of the batch's result."""
         credential = self._credential
         expiry = getattr(credential, "expiry", None)
-        now = self.context.clock().astimezone(UTC).replace(tzinfo=None)
+        # google-auth keeps expiry as naive UTC and judges it by the real clock, so do we.
+        now = datetime.now(UTC).replace(tzinfo=None)
         if credential.token and expiry is not None and expiry - now > _TOKEN_MARGIN:
             return None
         try:

@@ -111,7 +111,8 @@ class WebhookChannel(Channel[WebhookSettings]):
         if self._client is None:
             raise RuntimeError("WebhookChannel.send before open()")
         gate = asyncio.Semaphore(self.settings.concurrency)
-        results = await asyncio.gather(*(self._post(self._client, gate, m) for m in batch))
+        paused: list[ChannelPaused] = []
+        results = await asyncio.gather(*(self._post(self._client, gate, m, paused) for m in batch))
         if any(isinstance(result, ChannelPaused) for result in results):
             # One refusal means the secret or credentials are wrong for all of them.
             reason = next(r.reason for r in results if isinstance(r, ChannelPaused))
@@ -122,7 +123,11 @@ class WebhookChannel(Channel[WebhookSettings]):
         return list(results)
 
     async def _post(
-        self, client: httpx.AsyncClient, gate: asyncio.Semaphore, message: Message
+        self,
+        client: httpx.AsyncClient,
+        gate: asyncio.Semaphore,
+        message: Message,
+        paused: list[ChannelPaused],
     ) -> Result:
         try:
             body = json.dumps(
@@ -142,17 +147,22 @@ class WebhookChannel(Channel[WebhookSettings]):
             "Idempotency-Key": f"narrowcast-{message.outbox_id}",
         }
         async with gate:
+            if paused:  # the receiver refused us: do not spend the rest of the batch on it
+                return ChannelPaused(paused[0].reason, outbox_id=message.outbox_id)
             try:
                 response = await client.post(self._url, content=body, headers=headers)
             except httpx.HTTPError as exc:
                 return transport_failure(exc, outbox_id=message.outbox_id, provider="webhook")
-        return self._classify(response, message.outbox_id)
+            result = self._classify(response, message.outbox_id)
+            if isinstance(result, ChannelPaused):
+                paused.append(result)
+            return result
 
     def _classify(self, response: httpx.Response, outbox_id: int) -> Result:
         status = response.status_code
-        said = f"webhook answered {status}: {short(response.text) or response.reason_phrase}"
         if 200 <= status < 300:
             return Receipt(outbox_id, self.name, response.headers.get("x-request-id"))
+        said = f"webhook answered {status}: {short(response.text) or response.reason_phrase}"
         if status in (401, 403):
             return ChannelPaused(
                 f"{said} — the receiver refuses our signature; check "

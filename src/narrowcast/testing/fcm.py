@@ -14,6 +14,7 @@ https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -82,7 +83,7 @@ class FakeFcm(FakeServer):
     def __init__(self, project_id: str = "narrowcast-test") -> None:
         super().__init__()
         self.project_id = project_id
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.key = _service_account_key()
         self.key_id = "fake-key-1"
         self.accepted: list[Push] = []
         self.unregistered: set[str] = set()
@@ -206,6 +207,13 @@ class FakeFcm(FakeServer):
         return Response.json(
             200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"}
         )
+
+
+@functools.cache
+def _service_account_key() -> rsa.RSAPrivateKey:
+    # Generating a 2048-bit key takes a good part of a second on a busy machine; every fake
+    # of the process can sign with the same one.
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def _check(message: Any) -> Response | None:
