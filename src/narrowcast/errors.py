@@ -1,9 +1,19 @@
 """The root of every error narrowcast raises on purpose.
 
-    NarrowcastError     click.ClickException: message, exit_code
-    ├── ConfigError     config.toml is unreadable or invalid     narrowcast.config
-    ├── StoreError      the database cannot be reached/upgraded  narrowcast.store.errors
-    └── ImportFailed    an import was refused, nothing stored    narrowcast.ingest.errors
+    NarrowcastError       click.ClickException: message, exit_code
+    ├── ConfigError       config.toml is unreadable or invalid       narrowcast.config
+    ├── StoreError        the database cannot be reached/upgraded    narrowcast.store.errors
+    ├── ImportFailed      an import was refused, nothing stored      narrowcast.ingest.errors
+    ├── RuleError         a segment rule is invalid                  narrowcast.segments.errors
+    ├── DefinitionError   segments.toml is invalid                   narrowcast.segments.definitions
+    ├── ModelFitError     the orders cannot support the CLV models   narrowcast.segments.clv
+    ├── CampaignError     campaign files are invalid                 narrowcast.campaigns.errors
+    ├── RenderError       a template cannot become a message         narrowcast.render.errors
+    ├── LinkError         a signed link cannot be trusted            narrowcast.render.errors
+    └── ChannelError      a channel adapter cannot be set up         narrowcast.channels.errors
+
+Per-message delivery failures (``TransientError``, ``PermanentError``) are not
+user mistakes and are not here: adapters return them, the dispatcher acts on them.
 
 Every one of them is a mistake a person can fix, so it subclasses
 ``click.ClickException``: the CLI prints the message and exits with

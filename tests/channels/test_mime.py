@@ -49,6 +49,15 @@ def test_headers() -> None:
     )
 
 
+def test_a_long_unsubscribe_url_stays_a_readable_url() -> None:
+    """Signed links are long; folding them into an encoded-word would break one-click."""
+    url = "https://shop.example/unsubscribe/" + "eyJwIjoidSIsImMiOiJkZW1vLTAwMDAyOCJ9" * 4
+    long = dataclasses.replace(email(7), unsubscribe_url=url)
+    raw = bytes(build_email(long, SENDER, date=NOW))
+    assert f"List-Unsubscribe: <{url}>\r\n".encode() in raw
+    assert _parsed(raw)["List-Unsubscribe"] == f"<{url}>"
+
+
 def test_the_message_id_is_the_same_for_every_attempt() -> None:
     first = build_email(email(7), SENDER, date=NOW)["Message-ID"]
     assert build_email(email(7), SENDER)["Message-ID"] == first

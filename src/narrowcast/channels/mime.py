@@ -30,6 +30,11 @@ from email.utils import format_datetime, formataddr, parseaddr
 
 from narrowcast.channels.base import Message
 
+# RFC 5322's own line limit (998) instead of the 78-column default: a header with no
+# place to fold, such as List-Unsubscribe with a long signed URL, would otherwise be
+# RFC 2047-encoded, which mail clients do not decode in URL headers. Bodies are still
+# wrapped by their quoted-printable encoding.
+_POLICY = SMTP.clone(max_line_length=998)
 _BODY_TAG = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
 # Zero-width joiners after the preheader keep clients from pulling body text into the preview.
 _PREHEADER_PADDING = "&#847;&zwnj;&nbsp;" * 40
@@ -98,7 +103,7 @@ def build_email(
     subject = str(message.parts["subject"])
     if "\n" in subject or "\r" in subject:
         raise ValueError("the subject contains a line break")
-    email = EmailMessage(policy=SMTP)
+    email = EmailMessage(policy=_POLICY)
     email["From"] = sender.header
     email["To"] = _recipient(message.to)
     if sender.reply_to:
