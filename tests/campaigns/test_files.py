@@ -217,3 +217,14 @@ def test_reentry_periods() -> None:
     assert reentry_period("every 30d").days == 30  # type: ignore[union-attr]
     with pytest.raises(ValueError):
         reentry_period("every day")
+
+
+def test_the_readme_campaign_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The file", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    loaded = load_campaigns([write(tmp_path, "winback_lost.toml", example)])
+    assert loaded.problems == []
+    campaign = loaded.get("winback_lost").campaign
+    assert campaign.send_time == "auto" and campaign.max_per_customer == "every 30d"
+    assert [v.weight for v in campaign.variants] == [1.0, 2.0]

@@ -345,8 +345,11 @@ def test_send_time_fixed_local_window_and_quiet_hours(store: Store) -> None:
         planner = Planner(conn, LIBRARY, PlanningSettings(), late)
         marketing = {o.customer_id: o for o in planner.plan(campaign())}
         receipts = {o.customer_id: o for o in planner.plan(campaign(purpose="transactional"))}
+        quietless = Planner(conn, LIBRARY, PlanningSettings(quiet_hours=""), late)
+        unheld = {o.customer_id: o for o in quietless.plan(campaign())}
     assert marketing["madrid"].send_at == datetime(2026, 3, 3, 7, tzinfo=UTC)  # type: ignore[union-attr]
     assert receipts["madrid"].send_at == late  # type: ignore[union-attr]
+    assert unheld["madrid"].send_at == late  # type: ignore[union-attr]  # quiet_hours = ""
 
 
 def test_expiry_is_the_window_end_or_the_campaign_deadline(store: Store) -> None:

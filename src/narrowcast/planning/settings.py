@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from narrowcast.campaigns.model import Clock, Duration, Window, Zone
@@ -30,8 +32,9 @@ class PlanningSettings(_Section):
     """Send time when ``send_time = "auto"`` has no data at all."""
     default_timezone: Zone = "UTC"
     """For customers whose time zone is unknown."""
-    quiet_hours: Window | None = "21:00-08:00"
-    """Local time in which no marketing message is sent; held to the next allowed minute."""
+    quiet_hours: Window | Literal[""] = "21:00-08:00"
+    """Local time in which no marketing message is sent; held to the next allowed minute.
+    ``""``: none."""
     frequency: FrequencySettings = FrequencySettings()
     channel_order: tuple[str, ...] = ("push", "email", "in_app", "web", "webhook")
     """Preference for ``channel = "auto"`` when the data cannot decide (cold start, ties)."""
