@@ -41,7 +41,7 @@ from sqlalchemy import Connection, Select, and_, exists, func, literal, not_, se
 
 from narrowcast.campaigns.model import Campaign, clock
 from narrowcast.planning.engagement import Engagement, engagement
-from narrowcast.planning.facts import Facts, facts_query, read_facts
+from narrowcast.planning.facts import Facts, FactsReader, facts_query
 from narrowcast.planning.settings import PlanningSettings
 from narrowcast.planning.timing import Span, allowed, at_local_time, window_end
 from narrowcast.segments.definitions import Definitions
@@ -146,9 +146,12 @@ class Plan:
         if self._unless is not None:
             self.cancelled = {str(i) for i in planner.conn.execute(self._unless).scalars()}
         statement = self._query.execution_options(yield_per=batch)
-        for part in planner.conn.execute(statement).partitions(batch):
+        result = planner.conn.execute(statement)
+        read = FactsReader(list(result.keys()), channels)
+        decide, key = planner.decide, self._key
+        for part in result.partitions(batch):
             for row in part:
-                yield planner.decide(self, read_facts(row, channels), self._key)
+                yield decide(self, read(row), key)
 
 
 class Planner:
@@ -223,7 +226,8 @@ class Planner:
         if customer_id is not None:
             chosen = chosen.where(members.c.id == customer_id)
         channels = self.candidate_channels(campaign)
-        query = facts_query(chosen, campaign, self.settings, self.now, channels)
+        small = campaign.triggered or customer_id is not None
+        query = facts_query(chosen, campaign, self.settings, self.now, channels, small=small)
         unless = None
         if campaign.unless is not None:
             rule = self.evaluation.rule(where=campaign.unless)
