@@ -6,6 +6,7 @@ checked and previewed is what is sent.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from narrowcast.campaigns.model import Campaign
@@ -32,6 +33,49 @@ def template_paths(campaign: Campaign, channel: str, variant: str | None) -> dic
         if candidate.name == variant:
             paths.update(candidate.templates.get(channel, {}))
     return paths
+
+
+def render_message(
+    renderer: Renderer,
+    campaign: Campaign,
+    channel: str,
+    customer: Mapping[str, Any],
+    *,
+    variant: str | None,
+    segment: Mapping[str, Any],
+    outbox_id: int | None,
+) -> dict[str, Any]:
+    """The channel's parts for one customer, as every adapter receives them.
+
+    For web messages the campaign's ``[web]`` table supplies the targeting, and the
+    placement and survey unless a template renders them (a template wins).
+    """
+    paths = template_paths(campaign, channel, variant) or None
+    parts = renderer.render(
+        channel,
+        customer,
+        campaign=campaign_variables(campaign),
+        variant=variant,
+        segment=segment,
+        outbox_id=outbox_id,
+        paths=paths,
+    )
+    if channel == "web":
+        compiled = renderer.message(
+            campaign_variables(campaign), channel, customer=customer, variant=variant, paths=paths
+        )
+        templated = {part.name for part, template in compiled.parts if template is not None}
+        web = campaign.web
+        if "placement" not in templated:
+            parts["placement"] = web.placement
+        if "survey" not in templated:
+            parts["survey"] = web.survey
+        parts["targeting"] = {
+            "visitor": web.visitor,
+            "referrer": list(web.referrer),
+            "path": web.path,
+        }
+    return parts
 
 
 def channels_with_templates(

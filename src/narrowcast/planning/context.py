@@ -78,7 +78,7 @@ class ContextReader:
             columns = [self.compiler.value(Score(s, SCORE_TYPES[s])).label(s) for s in scores]
             query = select(customers.c.id, *columns).where(customers.c.id.in_(wanted))
             for row in self.conn.execute(query).mappings():
-                out[row["id"]].update({s: row[s] for s in scores})
+                out[row["id"]].update({s: _whole(row[s]) if s == "nps" else row[s] for s in scores})
         for name in _RANKED_SCORES:
             if keys is not None and name in keys:
                 rows = self.compiler.per_customer(Score(name, "number"))
@@ -140,6 +140,11 @@ class ContextReader:
                 best[customer_id] = candidate
         for customer_id, (_, _, name) in best.items():
             out[customer_id]["favourite_category"] = name
+
+
+def _whole(value: Any) -> Any:
+    """An NPS answer is a whole number: 9, not 9.0, in a template."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _properties(value: Any) -> Mapping[str, Any]:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from narrowcast.campaigns.messages import campaign_variables, template_paths
+from narrowcast.campaigns.messages import render_message
 from narrowcast.campaigns.model import Campaign
 from narrowcast.channels.base import Message
 from narrowcast.channels.mime import Sender, build_email
@@ -189,22 +189,18 @@ def dry_run(
             customer = rows[entry.customer_id]
             assert entry.channel is not None
             try:
-                parts = renderer.render(
+                parts = render_message(
+                    renderer,
+                    campaign,
                     entry.channel,
                     customer,
-                    campaign=campaign_variables(campaign),
                     variant=entry.variant,
                     segment=segments[entry.customer_id],
-                    paths=template_paths(campaign, entry.channel, entry.variant) or None,
+                    outbox_id=None,
                 )
             except RenderError as exc:
                 result.samples.append(Sample(entry, None, str(exc.message), customer.get("email")))
                 continue
-            if entry.channel == "web":
-                parts["targeting"] = campaign.web.model_dump(
-                    include={"visitor", "referrer", "path"}
-                )
-                parts.setdefault("placement", campaign.web.placement)
             links = MessageLinks(
                 renderer.links, entry.customer_id, entry.channel, None, campaign.purpose
             )

@@ -13,7 +13,9 @@ Consent rules (documented in the README):
   transactional messages need none, unless the customer refused
   ``transactional`` on that channel;
 * in-app and web messages are shown in the shop's own app or site: they need
-  a recent session there and no refusal;
+  a recent session there (an app session is a ``session_start`` whose
+  ``platform`` or ``device`` is ``ios``, ``android`` or ``app``; any other is a
+  web session) and no refusal;
 * webhook messages go to the shop's own systems and need nothing;
 * every suppression (unsubscribed, bounce, complaint) blocks marketing
   email; only bounces and complaints block transactional email.
@@ -32,6 +34,7 @@ from sqlalchemy import (
     case,
     func,
     literal,
+    not_,
     or_,
     select,
 )
@@ -171,7 +174,8 @@ def _session_table(now: datetime, settings: PlanningSettings, mine: Select[Any] 
     app_since = now - parse_duration(settings.app_recent)
     web_since = now - parse_duration(settings.web_recent)
     device = json_property(e, "device", "text")
-    is_app = device.in_(APP_DEVICES)
+    platform = json_property(e, "platform", "text")
+    is_app = or_(platform.in_(APP_DEVICES), device.in_(APP_DEVICES))
     return (
         select(
             e.c.customer_id,
@@ -182,7 +186,7 @@ def _session_table(now: datetime, settings: PlanningSettings, mine: Select[Any] 
                 case(
                     (
                         and_(
-                            or_(device.is_(None), device.not_in(APP_DEVICES)),
+                            not_(func.coalesce(is_app, False)),
                             e.c.ts > literal(web_since, Instant),
                         ),
                         e.c.ts,

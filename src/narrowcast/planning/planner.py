@@ -49,6 +49,8 @@ from narrowcast.segments.evaluation import Evaluation
 from narrowcast.segments.language import parse_duration
 from narrowcast.store.schema import Instant, customers, events, segment_transitions
 
+# Channels that interrupt the customer; in-app and web messages wait to be seen.
+NOT_INTERRUPTING = frozenset({"in_app", "web"})
 STAGES = ("audience", "consent", "suppression", "reentry", "frequency", "unless", "holdout")
 
 
@@ -133,7 +135,7 @@ class Plan:
             occurrence=datetime.fromisoformat(key) if key else None,
         )
         self.summary = Summary()
-        self.timings: dict[tuple[str, datetime], tuple[datetime, datetime, int]] = {}
+        self.timings: dict[tuple[str, datetime, bool], tuple[datetime, datetime, int]] = {}
         self.best_hour: tuple[int, str] | None = None
         self.explanations: dict[str, list[tuple[str, str]]] = {}
         self._query = query
@@ -333,16 +335,18 @@ class Planner:
             counts["holdout"] += 1
         channel, probability = (None, 1.0) if holdout else self._channel(campaign, usable, notes)
         zone_name = facts.timezone or self.settings.default_timezone
+        quiet = rules.quiet if channel not in NOT_INTERRUPTING else None
         # Everyone in one zone with one base instant gets the same times: work them out once.
-        timing = plan.timings.get((zone_name, base)) if notes is None else None
+        cached = (zone_name, base, quiet is not None)
+        timing = plan.timings.get(cached) if notes is None else None
         if timing is None:
             zone = self._zone(zone_name)
-            send_at = self._send_time(campaign, rules, base, zone, notes)
+            send_at = self._send_time(campaign, rules, base, zone, quiet, notes)
             expires_at = send_at + rules.expires
             if rules.window is not None:
                 expires_at = min(expires_at, window_end(send_at, zone, rules.window))
             timing = (send_at, expires_at, send_at.astimezone(zone).hour)
-            plan.timings[(zone_name, base)] = timing
+            plan.timings[cached] = timing
         send_at, expires_at, local_hour = timing
         occurrence = key or f"{campaign.schedule_kind}:{_iso(facts.trigger_at)}"
         entry = PlanEntry(
@@ -443,6 +447,7 @@ class Planner:
         rules: _Rules,
         base: datetime,
         zone: ZoneInfo,
+        quiet: Span | None,
         notes: list[tuple[str, str]] | None,
     ) -> datetime:
         why = "now"
@@ -455,7 +460,7 @@ class Planner:
             why = f"{campaign.send_time} local"
         else:
             candidate = base
-        send_at = allowed(candidate, zone, rules.window, rules.quiet)
+        send_at = allowed(candidate, zone, rules.window, quiet)
         if notes is not None:
             moved = "" if send_at == candidate else " (moved into the window / out of quiet hours)"
             local_at = send_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")

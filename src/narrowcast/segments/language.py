@@ -56,8 +56,8 @@ AGGREGATES = (
 FUNCTIONS = (*AGGREGATES, "latest_of", "store_avg", "in_geo", "segment")
 _PRESENCE = ("has", "lacks")
 _NEEDS_PROPERTY = {"sum", "avg", "min", "max", "distinct", "last", "store_avg"}
-_DURATION = re.compile(r"([1-9][0-9]{0,5})([hdw])")
-_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+_DURATION = re.compile(r"([1-9][0-9]{0,5})([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _LONGEST = timedelta(days=36_525)
 
 
@@ -235,11 +235,12 @@ def parse_rule(
 
 
 def parse_duration(text: str) -> timedelta:
-    """``'30d'`` → 30 days; units h, d, w."""
+    """``'30d'`` → 30 days; units s, m, h, d, w."""
     match = _DURATION.fullmatch(text.strip()) if isinstance(text, str) else None
     if match is None:
         raise ValueError(
-            f"{text!r} is not a duration — write a whole number and a unit: 12h, 30d, 6w"
+            f"{text!r} is not a duration — write a whole number and a unit "
+            "(s, m, h, d or w): 30m, 12h, 30d, 6w"
         )
     duration = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     if duration > _LONGEST:

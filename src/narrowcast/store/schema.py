@@ -423,7 +423,7 @@ outbox = Table(
     Column("updated_at", Instant, nullable=False),
     Column("sent_at", Instant),
     CheckConstraint(_one_of("state", OUTBOX_STATES), name="state"),
-    Index(None, "state", "send_at"),
+    Index(None, "state", "channel", "send_at"),
     Index(None, "customer_id", "created_at"),
     Index(None, "campaign", "customer_id"),
     Index(None, "run_id"),
@@ -446,8 +446,18 @@ deliveries = Table(
     Column("error_text", Text),
 )
 
+channel_pauses = Table(
+    "channel_pauses",
+    metadata,
+    Column("channel", String(32), primary_key=True),
+    Column("reason", Text, nullable=False, comment="what the provider said; shown by status"),
+    Column("since", Instant, nullable=False),
+    Column("paused_by", String(100), nullable=False, comment="the worker that paused it"),
+)
+
 __all__ += [
     "OUTBOX_STATES",
+    "channel_pauses",
     "RUN_KINDS",
     "RUN_STATES",
     "campaign_runs",

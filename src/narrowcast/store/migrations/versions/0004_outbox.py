@@ -1,4 +1,4 @@
-"""Planning and dispatch: campaign runs, the outbox, and one delivery row per attempt.
+"""Planning and dispatch: campaign runs, the outbox, deliveries, and paused channels.
 
 Revision ID: 0004
 Revises: 0003
@@ -109,7 +109,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
         sa.UniqueConstraint("dedupe_key", name=op.f("uq_outbox_dedupe_key")),
     )
-    op.create_index(op.f("ix_outbox_state_send_at"), "outbox", ["state", "send_at"])
+    op.create_index(
+        op.f("ix_outbox_state_channel_send_at"), "outbox", ["state", "channel", "send_at"]
+    )
     op.create_index(
         op.f("ix_outbox_customer_id_created_at"), "outbox", ["customer_id", "created_at"]
     )
@@ -143,12 +145,36 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_deliveries")),
     )
     op.create_index(op.f("ix_deliveries_outbox_id"), "deliveries", ["outbox_id"])
+    op.create_table(
+        "channel_pauses",
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column(
+            "reason",
+            sa.Text(),
+            nullable=False,
+            comment="what the provider said; shown by status",
+        ),
+        sa.Column("since", _AT, nullable=False),
+        sa.Column(
+            "paused_by",
+            sa.String(length=100),
+            nullable=False,
+            comment="the worker that paused it",
+        ),
+        sa.PrimaryKeyConstraint("channel", name=op.f("pk_channel_pauses")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("channel_pauses")
     op.drop_index(op.f("ix_deliveries_outbox_id"))
     op.drop_table("deliveries")
-    for index in ("run_id", "campaign_customer_id", "customer_id_created_at", "state_send_at"):
+    for index in (
+        "run_id",
+        "campaign_customer_id",
+        "customer_id_created_at",
+        "state_channel_send_at",
+    ):
         op.drop_index(op.f(f"ix_outbox_{index}"))
     op.drop_table("outbox")
     op.drop_table("campaign_runs")
