@@ -3,7 +3,9 @@
     NarrowcastError     click.ClickException: message, exit_code
     ├── ConfigError     config.toml is unreadable or invalid     narrowcast.config
     ├── StoreError      the database cannot be reached/upgraded  narrowcast.store.errors
-    └── ImportFailed    an import was refused, nothing stored    narrowcast.ingest.errors
+    ├── ImportFailed    an import was refused, nothing stored    narrowcast.ingest.errors
+    ├── RenderError     a template cannot become a message       narrowcast.render.errors
+    └── LinkError       a signed link token cannot be trusted    narrowcast.render.errors
 
 Every one of them is a mistake a person can fix, so it subclasses
 ``click.ClickException``: the CLI prints the message and exits with
