@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from narrowcast.render.errors import (
+        HelperError,
         InvalidPart,
         LinkError,
         MissingPart,
@@ -43,6 +44,7 @@ _EXPORTS = {
     "CHANNELS": "narrowcast.render.naming",
     "CONTEXT_NAMES": "narrowcast.render.templates",
     "Click": "narrowcast.render.links",
+    "HelperError": "narrowcast.render.errors",
     "InvalidPart": "narrowcast.render.errors",
     "LinkError": "narrowcast.render.errors",
     "Links": "narrowcast.render.links",
@@ -91,6 +93,7 @@ __all__ = [
     "PARTS",
     "PATHS",
     "Click",
+    "HelperError",
     "InvalidPart",
     "LinkError",
     "Links",

@@ -7,7 +7,8 @@
     │   ├── TemplateSyntax       Jinja cannot parse the template (Jinja's own message)
     │   ├── UndefinedVariable    the template uses a name the context does not have
     │   ├── SandboxViolation     the template reached for Python internals; nothing ran
-    │   ├── TemplateFailed       anything else raised while rendering (bad filter argument, 1/0)
+    │   ├── TemplateFailed       anything else raised while rendering (a HelperError from a
+    │   │                        filter or track(), 1/0…)
     │   └── InvalidPart          the rendered text is not what the channel takes (JSON, choice)
     └── LinkError                a signed link token cannot be trusted
         ├── TokenInvalid         truncated, altered, malformed, or signed for another purpose
@@ -100,6 +101,14 @@ class TemplateFailed(RenderError):
 
 class InvalidPart(RenderError):
     """The rendered part is not what the channel takes (not JSON, not a known choice…)."""
+
+
+class HelperError(ValueError):
+    """A filter or helper (``money``, ``track``…) was given something it cannot use.
+
+    Raised inside a template; the renderer turns it into ``TemplateFailed`` at the
+    template's file and line. Not a ``NarrowcastError`` by itself: it has no place yet.
+    """
 
 
 class LinkError(NarrowcastError):

@@ -41,14 +41,12 @@ from babel.numbers import (
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
+from narrowcast.render.errors import HelperError
+
 DEFAULT_LOCALE = "en"
 _PROBES = tuple(
     Decimal(text) for text in ("0", "0.5", "-0.004", "7", "999.995", "1234.5", "-1234567.891")
 )
-
-
-class FilterError(ValueError):
-    """A filter was given something it cannot format; the sandbox adds template:line."""
 
 
 def _customer(context: Context) -> Mapping[str, Any]:
@@ -87,7 +85,7 @@ def date_filter(context: Context, value: Any, fmt: str = "medium") -> str:
     if isinstance(value, datetime):
         value = _aware(value).astimezone(_zone(customer.get("timezone"))).date()
     elif not isinstance(value, date):
-        raise FilterError(f"date: expected a date or datetime, got {value!r}")
+        raise HelperError(f"date: expected a date or datetime, got {value!r}")
     return _format_date(value, str(fmt), locale)
 
 
@@ -161,7 +159,7 @@ def _compile_money(locale: Locale, currency: str) -> Callable[[Decimal], str] | 
 
 def _currency(currency: Any) -> str:
     if not isinstance(currency, str) or not currency:
-        raise FilterError(
+        raise HelperError(
             f"money: currency must be an ISO 4217 code such as 'EUR', got {currency!r}"
         )
     return _known_currency(currency)
@@ -173,7 +171,7 @@ def _known_currency(currency: str) -> str:
     try:
         validate_currency(code)
     except UnknownCurrencyError:
-        raise FilterError(
+        raise HelperError(
             f"money: unknown currency {currency!r} — use an ISO 4217 code such as 'EUR'"
         ) from None
     return code
@@ -183,7 +181,7 @@ def _decimal(value: Any, name: str) -> Decimal:
     if isinstance(value, Decimal):
         return value
     if isinstance(value, bool) or value is None:
-        raise FilterError(f"{name}: expected a number, got {value!r}")
+        raise HelperError(f"{name}: expected a number, got {value!r}")
     if isinstance(value, int | float | str):
         try:
             result = Decimal(str(value).strip())
@@ -192,7 +190,7 @@ def _decimal(value: Any, name: str) -> Decimal:
         else:
             if result.is_finite():
                 return result
-    raise FilterError(f"{name}: expected a number, got {value!r}")
+    raise HelperError(f"{name}: expected a number, got {value!r}")
 
 
 # -- dates --------------------------------------------------------------------------
@@ -208,14 +206,14 @@ def _moment(value: Any) -> datetime:
             return _aware(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
         except ValueError:
             pass
-    raise FilterError(f"datetime: expected a datetime or ISO 8601 text, got {value!r}")
+    raise HelperError(f"datetime: expected a datetime or ISO 8601 text, got {value!r}")
 
 
 def _date(value: str) -> date:
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise FilterError(f"date: expected a date (YYYY-MM-DD), got {value!r}") from None
+        raise HelperError(f"date: expected a date (YYYY-MM-DD), got {value!r}") from None
 
 
 def _aware(value: datetime) -> datetime:
@@ -229,7 +227,7 @@ def _format_datetime(moment: datetime, fmt: str, locale_name: str, zone: str | N
             format_datetime(moment, fmt, tzinfo=_zone(zone), locale=_babel_locale(locale_name))
         )
     except (ValueError, KeyError, AttributeError) as exc:
-        raise FilterError(f"datetime: cannot format with {fmt!r}: {exc}") from None
+        raise HelperError(f"datetime: cannot format with {fmt!r}: {exc}") from None
 
 
 @lru_cache(maxsize=4096)
@@ -237,7 +235,7 @@ def _format_date(value: date, fmt: str, locale_name: str) -> str:
     try:
         return str(format_date(value, fmt, locale=_babel_locale(locale_name)))
     except (ValueError, KeyError, AttributeError) as exc:
-        raise FilterError(f"date: cannot format with {fmt!r}: {exc}") from None
+        raise HelperError(f"date: cannot format with {fmt!r}: {exc}") from None
 
 
 @lru_cache(maxsize=4096)
@@ -245,7 +243,7 @@ def _format_number(value: Decimal, fmt: str | None, locale_name: str) -> str:
     try:
         return str(format_decimal(value, fmt, locale=_babel_locale(locale_name)))
     except (ValueError, KeyError) as exc:
-        raise FilterError(f"number: cannot format with {fmt!r}: {exc}") from None
+        raise HelperError(f"number: cannot format with {fmt!r}: {exc}") from None
 
 
 @lru_cache(maxsize=256)

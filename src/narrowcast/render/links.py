@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import orjson
 
-from narrowcast.render.errors import TokenExpired, TokenInvalid
+from narrowcast.render.errors import HelperError, TokenExpired, TokenInvalid
 
 Purpose = Literal["click", "unsubscribe", "preferences"]
 PURPOSES: tuple[Purpose, ...] = ("click", "unsubscribe", "preferences")
@@ -262,16 +262,6 @@ class Links:
     def preferences(self, customer_id: str) -> str:
         return self.base_url + PATHS["preferences"] + self.signer.preferences(customer_id)
 
-    def for_message(
-        self,
-        customer_id: str,
-        *,
-        channel: str,
-        outbox_id: int | str | None = None,
-        purpose: str | None = None,
-    ) -> MessageLinks:
-        return MessageLinks(self, customer_id, channel, outbox_id, purpose)
-
 
 class MessageLinks:
     """``links`` and ``track`` in one message's template context.
@@ -320,7 +310,7 @@ class MessageLinks:
         made = self._made.get(url)
         if made is None:
             if not isinstance(url, str) or not _ABSOLUTE.match(url):
-                raise ValueError(f"track() needs an absolute http:// or https:// URL, got {url!r}")
+                raise HelperError(f"track() needs an absolute http:// or https:// URL, got {url!r}")
             links = self._links
             made = self._made[url] = links.click_prefix + links.signer.click(self._outbox_id, url)
         return made

@@ -40,6 +40,7 @@ from jinja2.utils import missing
 
 from narrowcast.errors import did_you_mean
 from narrowcast.render.errors import (
+    HelperError,
     RenderError,
     SandboxViolation,
     TemplateFailed,
@@ -47,7 +48,7 @@ from narrowcast.render.errors import (
     TemplateSyntax,
     UndefinedVariable,
 )
-from narrowcast.render.filters import FILTERS, FilterError
+from narrowcast.render.filters import FILTERS
 from narrowcast.render.links import MessageLinks
 from narrowcast.render.text import DerivedTextLoader
 
@@ -259,7 +260,7 @@ def runtime_error(
         return syntax_error(exc, locator, exc.name or template)
     if isinstance(exc, jinja2.TemplateNotFound):
         return TemplateNotFound(f"no template {exc.name!r}{note}", template=shown)
-    if isinstance(exc, FilterError):
+    if isinstance(exc, HelperError):
         return TemplateFailed(f"{exc}{note}", template=shown, line=line)
     return TemplateFailed(f"{type(exc).__name__}: {exc}{note}", template=shown, line=line)
 

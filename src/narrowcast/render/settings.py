@@ -11,6 +11,10 @@ generates a random one and keeps it in ``narrowcast.secret`` in the current
 folder (mode 0600, git-ignored) and says so on stderr; every later process
 started from that folder reads the same file. Losing the file only breaks the
 links already sent.
+
+A process that signs or verifies links calls ``load_secret`` (or
+``Renderer.from_settings``) when it starts, so that a missing variable stops
+it at once with the key that wanted it, as every ``*_env`` key does.
 """
 
 from __future__ import annotations

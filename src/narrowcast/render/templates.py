@@ -52,6 +52,12 @@ from narrowcast.render.sandbox import (
 
 CONTEXT_NAMES: tuple[str, ...] = ("customer", "segment", "campaign", "variant", "links", "track")
 """The variables every template sees."""
+_PAIRED = frozenset(
+    channel
+    for channel, parts in PARTS.items()
+    if any(part.name == first for part in parts for first, _ in PAIRS)
+)
+"""Channels with parts that come in pairs (``cta_label`` and ``cta_url``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,17 +90,11 @@ class MessageTemplates:
     def render(self, context: Mapping[str, Any]) -> dict[str, Any]:
         """The message's part dict; raises the first ``RenderError``."""
         variables = {**self.globals, **context}
-        message: dict[str, Any] = {}
-        for part, compiled in self.parts:
-            if compiled is None:
-                message[part.name] = part.default
-                continue
-            try:
-                rendered = render(compiled.template, variables)
-            except Exception as exc:
-                raise self._error(exc, compiled, context) from exc
-            message[part.name] = finish(part, rendered, compiled.shown)
-        if self.paired:
+        message = {
+            part.name: self._part(part, compiled, variables, context)
+            for part, compiled in self.parts
+        }
+        if self.channel in _PAIRED:
             self._check_pairs(message)
         return message
 
@@ -104,27 +104,31 @@ class MessageTemplates:
         found: list[RenderError] = []
         message: dict[str, Any] = {}
         for part, compiled in self.parts:
-            if compiled is None:
-                message[part.name] = part.default
-                continue
             try:
-                try:
-                    rendered = render(compiled.template, variables)
-                except Exception as exc:
-                    raise self._error(exc, compiled, context) from exc
-                message[part.name] = finish(part, rendered, compiled.shown)
+                message[part.name] = self._part(part, compiled, variables, context)
             except RenderError as exc:
                 found.append(exc)
-        if not found and self.paired:
+        if not found and self.channel in _PAIRED:
             try:
                 self._check_pairs(message)
             except RenderError as exc:
                 found.append(exc)
         return found
 
-    @property
-    def paired(self) -> bool:
-        return self.channel in ("in_app", "web")
+    def _part(
+        self,
+        part: Part,
+        compiled: PartTemplate | None,
+        variables: dict[str, Any],
+        context: Mapping[str, Any],
+    ) -> Any:
+        if compiled is None:
+            return part.default
+        try:
+            rendered = render(compiled.template, variables)
+        except Exception as exc:
+            raise self._error(exc, compiled, context) from exc
+        return finish(part, rendered, compiled.shown)
 
     def _error(
         self, exc: Exception, compiled: PartTemplate, context: Mapping[str, Any]
