@@ -49,12 +49,6 @@ SCHEDULED = (
 )
 SAMPLES = tuple(sorted((*TRIGGERED, *SCHEDULED)))
 
-IN_APP_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="the planner finds app sessions by the session_start 'device' property "
-    "(ios/android/app), but the demo records the app in 'platform' (device is "
-    "mobile/tablet/desktop): no customer is reachable in-app",
-)
 # Parts that carry no words: the same file serves every language.
 LANGUAGE_FREE_PARTS = {"link", "image", "data", "cta_url", "placement", "survey"}
 
@@ -160,13 +154,7 @@ def test_dry_run_renders_its_samples(shop: Shop, name: str) -> None:
             assert parts["body"]
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=IN_APP_BUG) if name == "recommendation_clickers" else name
-        for name in (*SCHEDULED, "cart_abandoner")
-    ],
-)
+@pytest.mark.parametrize("name", [*SCHEDULED, "cart_abandoner"])
 def test_dry_run_plans_messages(shop: Shop, name: str) -> None:
     report = dry_run(shop, name, "--limit", "0")
     assert report["planned"] >= 1, report["dropped"]

@@ -493,3 +493,26 @@ def test_one_customer_explained(store: Store) -> None:
     notes = dict(result.explanations["madrid"])
     assert notes["consent"].startswith("email granted (ok)")
     assert "Europe/Madrid" in notes["send time"]
+
+
+def test_app_sessions_by_platform_or_device_and_quiet_hours_spare_in_app(store: Store) -> None:
+    shop = Shop()
+    shop.customer("sdk_platform").event(
+        "sdk_platform", "session_start", NOW - DAY, platform="android", device="mobile"
+    )
+    shop.customer("sdk_device").event("sdk_device", "session_start", NOW - DAY, device="ios")
+    shop.customer("website").event(
+        "website", "session_start", NOW - DAY, platform="web", device="desktop"
+    )
+    shop.write(store)
+    late = datetime(2026, 3, 2, 22, 0, tzinfo=UTC)  # 23:00 in Madrid: quiet hours
+    with store.connect() as conn:
+        planner = Planner(conn, LIBRARY, PlanningSettings(), late)
+        found = {o.customer_id: o for o in planner.plan(campaign(channel=["in_app", "web"]))}
+    assert {k: v.channel for k, v in found.items()} == {  # type: ignore[union-attr]
+        "sdk_platform": "in_app",
+        "sdk_device": "in_app",
+        "website": "web",
+    }
+    # In-app and web messages wait to be seen: quiet hours do not hold them.
+    assert all(v.send_at == late for v in found.values())  # type: ignore[union-attr]
