@@ -37,7 +37,12 @@ def test_the_shipped_templates_compile() -> None:
 @pytest.mark.parametrize(
     ("locale", "subject", "price", "words"),
     [
-        ("en-GB", "Ana, still thinking about the leather boots?", "€1,234.50", "Finish your order ("),
+        (
+            "en-GB",
+            "Ana, still thinking about the leather boots?",
+            "€1,234.50",
+            "Finish your order (",
+        ),
         (
             "es-ES",
             "Ana, ¿sigues pensando en leather boots?",
@@ -45,7 +50,12 @@ def test_the_shipped_templates_compile() -> None:
             "Terminar la compra (",
         ),
         ("es-MX", "Ana, ¿sigues pensando en leather boots?", "EUR1,234.50", "Darte de baja ("),
-        ("pl-PL", "Ana, still thinking about the leather boots?", "1\u00a0234,50\u00a0€", "Unsubscribe ("),
+        (
+            "pl-PL",
+            "Ana, still thinking about the leather boots?",
+            "1\u00a0234,50\u00a0€",
+            "Unsubscribe (",
+        ),
     ],
 )
 def test_cart_abandoner_email(
