@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from narrowcast.channels.settings import ChannelsSettings
+from narrowcast.dispatch.settings import DispatchSettings, WorkerSettings
 from narrowcast.errors import NarrowcastError, did_you_mean
 from narrowcast.planning.settings import PlanningSettings
 from narrowcast.render.settings import LinksSettings
@@ -82,6 +83,8 @@ class Settings(_Section):
     import_: ImportSettings = ImportSettings()
     campaigns: CampaignSettings = CampaignSettings()
     planning: PlanningSettings = PlanningSettings()
+    dispatch: DispatchSettings = DispatchSettings()
+    worker: WorkerSettings = WorkerSettings()
     links: LinksSettings = LinksSettings()
     channels: ChannelsSettings = ChannelsSettings()
     source: Path | None = None

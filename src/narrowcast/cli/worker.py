@@ -1,0 +1,27 @@
+"""``narrowcast tick``, ``run``, ``status`` and ``report``: the worker and what it did."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+
+from narrowcast.cli.app import INSTANT, App, cli, pass_app
+
+
+@cli.command()
+@click.option(
+    "--at",
+    type=INSTANT,
+    help="Act as if it were this instant (reproducible runs); default the database's time.",
+)
+@pass_app
+def tick(app: App, at: datetime | None) -> None:
+    """One pass: plan what is due, sweep expired leases, send everything due; then exit."""
+    from narrowcast.dispatch.clock import FixedClock
+    from narrowcast.worker.worker import Worker
+
+    app.store.require_current()
+    worker = Worker(app.settings, app.store, clock=FixedClock(at) if at else None)
+    report = worker.tick()
+    click.echo(report.summary())

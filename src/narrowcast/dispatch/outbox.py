@@ -1,0 +1,475 @@
+"""The outbox: every message's state, moved one transaction at a time.
+
+States and who moves a row between them::
+
+    planned ──claim──► claimed ──mark sending──► sending ──settle──► sent
+       ▲                  │                         │                 failed
+       │   lease expired  │                         │                 retry ──► (claimed again)
+       └──────────────────┘                         │                 suppressed
+                                                    │                 canceled / expired
+                               lease expired ───────┴──► unknown (or planned, see below)
+    holdout   never sent; the control group
+
+The delivery guarantee, and how this module keeps it:
+
+* **A row reaches the provider at most once**, except rows whose request was
+  in flight at the instant a worker died. A row is ``sending`` — committed —
+  before its provider call; if its lease expires in that state nobody can know
+  whether the provider got it, so it becomes ``unknown`` and is not sent again
+  (email and webhook messages; the provider's event webhook may still report
+  it). Channels where a repeat is harmless are requeued instead: in-app and
+  web messages are written keyed by the outbox id (a repeat writes nothing),
+  and push carries the outbox id as FCM's collapse key (a repeat replaces).
+* A ``claimed`` row whose lease expires was never handed to a provider: it
+  goes back to ``planned`` and another worker sends it.
+* Every final update is **fenced**: ``WHERE id = … AND attempts = … AND
+  lease_owner = … AND state = 'sending'``, so a worker that lost its lease
+  (paused, partitioned) cannot overwrite what the next owner did.
+* Leases are counted in the **database's time**, never a worker's clock (see
+  ``clock.py``).
+* Planning writes rows under a unique ``dedupe_key`` (campaign, occurrence or
+  trigger, customer) with ``ON CONFLICT DO NOTHING``: planning twice, or on two
+  workers at once, creates nothing twice.
+
+Claims take rows with ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+several workers share the queue without waiting for each other; SQLite has a
+single writer (``BEGIN IMMEDIATE``) and one worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from narrowcast.planning.planner import PlanEntry, Summary
+from narrowcast.store import Store
+from narrowcast.store.schema import (
+    campaign_runs,
+    channel_pauses,
+    deliveries,
+    device_tokens,
+    events,
+    outbox,
+    suppressions,
+)
+
+CLAIMABLE = ("planned", "retry")
+# A repeat of these is harmless (keyed writes; FCM collapse key): requeue after a crash.
+REPEATABLE = frozenset({"in_app", "web", "push"})
+_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A row this worker holds the lease of."""
+
+    id: int
+    campaign: str
+    customer_id: str
+    variant: str | None
+    channel: str
+    purpose: str
+    priority: int
+    attempts: int
+    send_at: datetime
+    expires_at: datetime
+    trigger_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one claimed row ends its attempt."""
+
+    row: Claimed
+    state: str
+    """sent | retry | failed | suppressed | canceled | expired | unknown | planned."""
+    status: str
+    """What the delivery row records: sent, transient, permanent, paused, skipped, …"""
+    provider: str | None = None
+    provider_id: str | None = None
+    error_class: str | None = None
+    error: str | None = None
+    retry_at: datetime | None = None
+    latency_ms: float | None = None
+    suppress_address: str | None = None
+    """An address to suppress (a bounced email address)."""
+    invalidate_token: str | None = None
+    local_hour: int | None = None
+    attempted: bool = True
+    """False when no provider was called (skipped before sending): no delivery row."""
+
+
+class Outbox:
+    """Outbox operations on one store, on behalf of worker ``owner``."""
+
+    def __init__(self, store: Store, owner: str) -> None:
+        self.store = store
+        self.owner = owner
+
+    # --- planning ----------------------------------------------------------------------
+
+    def open_run(
+        self, campaign: str, key: str, kind: str, occurrence: datetime, now: datetime
+    ) -> int | None:
+        """Create the run (campaign, key); None when it exists already (planned elsewhere)."""
+        values = {
+            "campaign": campaign,
+            "key": key,
+            "kind": kind,
+            "occurrence": occurrence,
+            "state": "planning",
+            "created_at": now,
+        }
+        with self.store.begin() as conn:
+            inserted = conn.execute(
+                _insert_ignoring(conn, campaign_runs, ["campaign", "key"])
+                .values(**values)
+                .returning(campaign_runs.c.id)
+            ).scalar_one_or_none()
+        return int(inserted) if inserted is not None else None
+
+    def resume_stale_run(
+        self, campaign: str, key: str, now: datetime, stale: timedelta
+    ) -> int | None:
+        """Take over a run left in ``planning`` by a worker that died; None if none."""
+        with self.store.begin() as conn:
+            row = conn.execute(
+                update(campaign_runs)
+                .where(
+                    campaign_runs.c.campaign == campaign,
+                    campaign_runs.c.key == key,
+                    campaign_runs.c.state == "planning",
+                    campaign_runs.c.created_at < now - stale,
+                )
+                .values(created_at=now)
+                .returning(campaign_runs.c.id)
+            ).scalar_one_or_none()
+        return int(row) if row is not None else None
+
+    def write(
+        self,
+        run_id: int,
+        campaign: str,
+        purpose: str,
+        priority: int,
+        entries: Iterable[PlanEntry],
+        now: datetime,
+    ) -> int:
+        """Write plan entries in batches (each its own transaction); returns rows written."""
+        written = 0
+        batch: list[dict[str, Any]] = []
+        for entry in entries:
+            batch.append(
+                {
+                    "run_id": run_id,
+                    "campaign": campaign,
+                    "customer_id": entry.customer_id,
+                    "dedupe_key": entry.dedupe_key,
+                    "variant": entry.variant,
+                    "channel": entry.channel,
+                    "purpose": purpose,
+                    "priority": priority,
+                    "state": "holdout" if entry.holdout else "planned",
+                    "send_at": entry.send_at,
+                    "expires_at": entry.expires_at,
+                    "trigger_at": entry.trigger_at,
+                    "choice_probability": entry.probability,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            if len(batch) >= _BATCH:
+                written += self._write(batch)
+                batch = []
+        if batch:
+            written += self._write(batch)
+        return written
+
+    def _write(self, rows: list[dict[str, Any]]) -> int:
+        with self.store.begin() as conn:
+            statement = _insert_ignoring(conn, outbox, ["dedupe_key"]).returning(outbox.c.id)
+            # RETURNING yields only the rows inserted: a repeat (same dedupe key) yields none.
+            return len(conn.execute(statement, rows).all())
+
+    def finish_run(
+        self, run_id: int, summary: Summary, now: datetime, error: str | None = None
+    ) -> None:
+        dropped = summary.counts["audience"] - summary.planned - summary.counts["holdout"]
+        with self.store.begin() as conn:
+            conn.execute(
+                update(campaign_runs)
+                .where(campaign_runs.c.id == run_id)
+                .values(
+                    state="failed" if error else "planned",
+                    planned=summary.planned,
+                    holdout=summary.counts["holdout"],
+                    dropped=max(dropped, 0),
+                    finished_at=now,
+                    error=error,
+                )
+            )
+
+    # --- dispatch ----------------------------------------------------------------------
+
+    def claim(self, channel: str, limit: int, now: datetime, lease: timedelta) -> list[Claimed]:
+        """Lease up to ``limit`` due rows of ``channel`` (oldest send time first)."""
+        o = outbox
+        due = (
+            select(o.c.id)
+            .where(o.c.state.in_(CLAIMABLE), o.c.channel == channel, o.c.send_at <= now)
+            .order_by(o.c.send_at, o.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        with self.store.begin() as conn:
+            rows = conn.execute(
+                update(o)
+                .where(o.c.id.in_(due.scalar_subquery()))
+                .values(
+                    state="claimed",
+                    lease_owner=self.owner,
+                    lease_until=now + lease,
+                    attempts=o.c.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(
+                    o.c.id,
+                    o.c.campaign,
+                    o.c.customer_id,
+                    o.c.variant,
+                    o.c.channel,
+                    o.c.purpose,
+                    o.c.priority,
+                    o.c.attempts,
+                    o.c.send_at,
+                    o.c.expires_at,
+                    o.c.trigger_at,
+                    o.c.created_at,
+                )
+            ).all()
+        return sorted((Claimed(*row) for row in rows), key=lambda r: r.id)
+
+    def mark_sending(self, rows: Sequence[Claimed], now: datetime, lease: timedelta) -> None:
+        """Commit ``sending`` before the provider call: the line the guarantee is drawn at."""
+        if not rows:
+            return
+        with self.store.begin() as conn:
+            conn.execute(
+                update(outbox)
+                .where(
+                    outbox.c.id.in_([r.id for r in rows]),
+                    outbox.c.lease_owner == self.owner,
+                    outbox.c.state == "claimed",
+                )
+                .values(state="sending", lease_until=now + lease, updated_at=now)
+            )
+
+    def settle(self, outcomes: Sequence[Outcome], now: datetime) -> None:
+        """Record every outcome — state, delivery row, suppressions, events — in one transaction."""
+        if not outcomes:
+            return
+        with self.store.begin() as conn:
+            fenced = (
+                update(outbox)
+                .where(
+                    outbox.c.id == bindparam("b_id"),
+                    outbox.c.attempts == bindparam("b_attempts"),
+                    outbox.c.lease_owner == self.owner,
+                    # No IN list: an expanding parameter cannot be used in executemany.
+                    or_(outbox.c.state == "claimed", outbox.c.state == "sending"),
+                )
+                .values(
+                    state=bindparam("b_state"),
+                    send_at=bindparam("b_send_at"),
+                    provider=bindparam("b_provider"),
+                    provider_id=bindparam("b_provider_id"),
+                    last_error=bindparam("b_error"),
+                    sent_at=bindparam("b_sent_at"),
+                    attempts=bindparam("b_attempts_after"),
+                    lease_owner=None,
+                    lease_until=None,
+                    updated_at=now,
+                )
+            )
+            conn.execute(
+                fenced,
+                [
+                    {
+                        "b_id": o.row.id,
+                        "b_attempts": o.row.attempts,
+                        "b_state": o.state,
+                        "b_send_at": o.retry_at or o.row.send_at,
+                        "b_provider": o.provider,
+                        "b_provider_id": o.provider_id,
+                        "b_error": o.error,
+                        "b_sent_at": now if o.state == "sent" else None,
+                        # A paused channel or a skipped row did not use up an attempt.
+                        "b_attempts_after": o.row.attempts
+                        if o.attempted and o.status != "paused"
+                        else o.row.attempts - 1,
+                    }
+                    for o in outcomes
+                ],
+            )
+            attempted = [o for o in outcomes if o.attempted]
+            if attempted:
+                conn.execute(
+                    insert(deliveries),
+                    [
+                        {
+                            "outbox_id": o.row.id,
+                            "attempt": o.row.attempts,
+                            "started_at": now,
+                            "finished_at": now,
+                            "latency_ms": o.latency_ms,
+                            "channel": o.row.channel,
+                            "provider": o.provider,
+                            "provider_id": o.provider_id,
+                            "status": o.status,
+                            "error_class": o.error_class,
+                            "error_text": o.error,
+                        }
+                        for o in attempted
+                    ],
+                )
+            sent = [o for o in outcomes if o.state == "sent"]
+            if sent:
+                conn.execute(insert(events), [_sent_event(o, now) for o in sent])
+            addresses = {o.suppress_address for o in outcomes if o.suppress_address}
+            if addresses:
+                conn.execute(
+                    _insert_ignoring(conn, suppressions, ["channel", "address"]),
+                    [
+                        {
+                            "channel": "email",
+                            "address": address.lower(),
+                            "reason": "hard_bounce",
+                            "source": "provider",
+                            "created_at": now,
+                        }
+                        for address in sorted(addresses)
+                    ],
+                )
+            tokens = sorted({o.invalidate_token for o in outcomes if o.invalidate_token})
+            if tokens:
+                conn.execute(
+                    update(device_tokens)
+                    .where(device_tokens.c.token.in_(tokens))
+                    .values(invalidated_at=now)
+                )
+
+    # --- housekeeping ------------------------------------------------------------------
+
+    def release_expired_leases(self, now: datetime) -> tuple[int, int]:
+        """Expired leases: ``claimed`` rows back to ``planned``; ``sending`` ones to ``unknown``
+        (or back to ``planned`` where a repeat is harmless). Returns (requeued, unknown)."""
+        o = outbox
+        expired = and_(o.c.lease_until.is_not(None), o.c.lease_until < now)
+        with self.store.begin() as conn:
+            requeued = conn.execute(
+                update(o)
+                .where(
+                    expired,
+                    (o.c.state == "claimed")
+                    | ((o.c.state == "sending") & o.c.channel.in_(sorted(REPEATABLE))),
+                )
+                .values(state="planned", lease_owner=None, lease_until=None, updated_at=now)
+                .returning(o.c.id)
+            ).all()
+            unknown = conn.execute(
+                update(o)
+                .where(expired, o.c.state == "sending")
+                .values(
+                    state="unknown",
+                    lease_owner=None,
+                    lease_until=None,
+                    last_error="the worker stopped while the provider was being called",
+                    updated_at=now,
+                )
+                .returning(o.c.id)
+            ).all()
+        return len(requeued), len(unknown)
+
+    def expire_overdue(self, now: datetime) -> int:
+        """Rows never claimed before their deadline become ``expired``: never sent late."""
+        with self.store.begin() as conn:
+            rows = conn.execute(
+                update(outbox)
+                .where(outbox.c.state.in_(CLAIMABLE), outbox.c.expires_at < now)
+                .values(state="expired", last_error="not sent before its deadline", updated_at=now)
+                .returning(outbox.c.id)
+            ).all()
+        return len(rows)
+
+    # --- paused channels -----------------------------------------------------------------
+
+    def pause(self, channel: str, reason: str, now: datetime) -> None:
+        with self.store.begin() as conn:
+            conn.execute(delete(channel_pauses).where(channel_pauses.c.channel == channel))
+            conn.execute(
+                insert(channel_pauses).values(
+                    channel=channel, reason=reason[:2000], since=now, paused_by=self.owner
+                )
+            )
+
+    def resume(self, channel: str) -> bool:
+        with self.store.begin() as conn:
+            gone = conn.execute(
+                delete(channel_pauses)
+                .where(channel_pauses.c.channel == channel)
+                .returning(channel_pauses.c.channel)
+            ).all()
+        return bool(gone)
+
+    def paused(self) -> dict[str, tuple[str, datetime]]:
+        with self.store.connect() as conn:
+            rows = conn.execute(
+                select(channel_pauses.c.channel, channel_pauses.c.reason, channel_pauses.c.since)
+            ).all()
+        return {channel: (reason, since) for channel, reason, since in rows}
+
+    def due_channels(self, now: datetime) -> list[str]:
+        """Channels that have rows to send now."""
+        with self.store.connect() as conn:
+            rows = conn.execute(
+                select(outbox.c.channel)
+                .where(outbox.c.state.in_(CLAIMABLE), outbox.c.send_at <= now)
+                .group_by(outbox.c.channel)
+            ).all()
+        return sorted(str(r[0]) for r in rows if r[0] is not None)
+
+
+def _insert_ignoring(conn: Connection, table: Any, keys: list[str]) -> Any:
+    """``INSERT … ON CONFLICT (keys) DO NOTHING`` in the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
+
+
+def _sent_event(outcome: Outcome, now: datetime) -> dict[str, Any]:
+    row = outcome.row
+    properties = {
+        "outbox_id": row.id,
+        "campaign": row.campaign,
+        "variant": row.variant,
+        "channel": row.channel,
+        "local_hour": None if outcome.local_hour is None else str(outcome.local_hour),
+        "provider": outcome.provider,
+    }
+    return {
+        "event_id": f"sent:{row.id}",
+        "customer_id": row.customer_id,
+        "type": "message_sent",
+        "ts": now,
+        "value": None,
+        "properties": properties,
+    }
+
+
+__all__ = ["CLAIMABLE", "REPEATABLE", "Claimed", "Outbox", "Outcome"]
