@@ -25,3 +25,30 @@ def tick(app: App, at: datetime | None) -> None:
     worker = Worker(app.settings, app.store, clock=FixedClock(at) if at else None)
     report = worker.tick()
     click.echo(report.summary())
+
+
+@cli.command()
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Human-readable lines, or one JSON object per line.",
+)
+@pass_app
+def run(app: App, log_format: str) -> None:
+    """Run the worker: plan, send and record, until SIGTERM or Ctrl-C.
+
+    Start as many as you like against one PostgreSQL: they share the work through
+    the database. On SQLite run one.
+    """
+    import asyncio
+
+    from narrowcast.worker.daemon import Daemon
+    from narrowcast.worker.logs import configure
+    from narrowcast.worker.worker import Worker
+
+    configure(log_format)
+    app.store.require_current()
+    worker = Worker(app.settings, app.store)
+    raise SystemExit(asyncio.run(Daemon(worker).run()))

@@ -87,7 +87,9 @@ class Worker:
         # Read the link secret now: a missing variable is reported at start-up.
         self.renderer = Renderer.from_settings(settings, settings.campaigns.templates)
         folder = root or (settings.source.parent if settings.source else Path.cwd())
-        context = ChannelContext(store=store, config_file=settings.source, root=folder)
+        context = ChannelContext(
+            store=store, config_file=settings.source, root=folder, clock=self.clock.now
+        )
         self.routes = routes or build_routes(settings.channels, context)
         self.dispatcher = Dispatcher(
             store,
