@@ -46,3 +46,5 @@ class WorkerSettings(_Section):
     """How often expired leases and overdue messages are swept."""
     grace: Duration = "30s"
     """On SIGTERM, how long in-flight work may take before the worker leaves it."""
+    stale_plan: Duration = "10m"
+    """A run still planning after this long was left by a dead worker: another takes it over."""

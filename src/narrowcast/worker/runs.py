@@ -60,6 +60,7 @@ def plan_due(
     campaigns: Mapping[str, Campaign],
     definitions: Definitions,
     now: datetime,
+    stale: timedelta = STALE,
 ) -> list[RunResult]:
     """Plan every enabled campaign's due occurrences and new triggers as of ``now``."""
     results = []
@@ -70,7 +71,9 @@ def plan_due(
             if campaign.triggered:
                 results += _plan_triggers(store, outbox, planning, campaign, definitions, now)
             else:
-                results += _plan_scheduled(store, outbox, planning, campaign, definitions, now)
+                results += _plan_scheduled(
+                    store, outbox, planning, campaign, definitions, now, stale
+                )
         except RuleError as exc:
             # A campaign whose audience no longer checks (a segment was removed) must
             # not stop the others; validate says what to fix.
@@ -91,6 +94,7 @@ def _plan_scheduled(
     campaign: Campaign,
     definitions: Definitions,
     now: datetime,
+    stale: timedelta,
 ) -> list[RunResult]:
     catch_up = parse_duration(campaign.expires)
     results = []
@@ -98,7 +102,7 @@ def _plan_scheduled(
         key = occurrence.isoformat()
         run = outbox.open_run(campaign.name, key, "scheduled", occurrence, now)
         if run is None:
-            run = outbox.resume_stale_run(campaign.name, key, now, STALE)
+            run = outbox.resume_stale_run(campaign.name, key, now, stale)
             if run is None:
                 continue  # planned already, here or by another worker
         results.append(

@@ -24,6 +24,7 @@ from narrowcast.dispatch.clock import Clock, DatabaseClock
 from narrowcast.dispatch.dispatcher import Dispatcher, DispatchStats
 from narrowcast.dispatch.outbox import Outbox
 from narrowcast.render.renderer import Renderer
+from narrowcast.segments.language import parse_duration
 from narrowcast.segments.membership import Snapshot, snapshot
 from narrowcast.store import Store
 from narrowcast.worker.library import CampaignLibrary
@@ -111,6 +112,7 @@ class Worker:
             self.library.campaigns,
             self.library.definitions,
             self.clock.now(),
+            parse_duration(self.settings.worker.stale_plan),
         )
 
     def housekeep(self) -> tuple[int, int, int]:
