@@ -9,7 +9,8 @@ after batch:
 3. **render** each message with the same code ``dry-run`` uses; a template that
    fails for one customer fails that row with the error, the rest go on;
 4. mark them ``sending`` (committed), wait for the channel's **rate limit**,
-   and hand the batch to the channel's adapter;
+   and hand the batch to the channel's adapter — renewing the batch's lease
+   every third of its length meanwhile, so that only a dead worker loses it;
 5. **record** every result in one transaction (``Outbox.settle``): ``sent`` with
    the provider's id and a ``message_sent`` event; ``retry`` with backoff and
    jitter (honouring ``Retry-After``); ``failed``, suppressing a bad address or
@@ -151,16 +152,33 @@ class Dispatcher:
         rows = await asyncio.to_thread(self.outbox.claim, channel, size, now, self._lease)
         if not rows:
             return 0
-        outcomes, messages, held = await asyncio.to_thread(self._prepare, rows, now)
-        if messages:
-            await asyncio.to_thread(self.outbox.mark_sending, held, now, self._lease)
-            bucket = self._buckets.get(channel)
-            if bucket is not None:
-                await bucket.take(len(messages))
-            outcomes += await self._send(adapter, channel, messages, held)
+        heartbeat = asyncio.create_task(self._heartbeat(rows))
+        try:
+            outcomes, messages, held = await asyncio.to_thread(self._prepare, rows, now)
+            if messages:
+                await asyncio.to_thread(
+                    self.outbox.mark_sending, held, self.clock.now(), self._lease
+                )
+                bucket = self._buckets.get(channel)
+                if bucket is not None:
+                    await bucket.take(len(messages))
+                outcomes += await self._send(adapter, channel, messages, held)
+        finally:
+            heartbeat.cancel()
         await asyncio.to_thread(self.outbox.settle, outcomes, self.clock.now())
         self._record(channel, outcomes)
         return len(rows)
+
+    async def _heartbeat(self, rows: list[Claimed]) -> None:
+        """Renew the batch's lease every third of it, for as long as the batch is ours.
+
+        A live worker never loses a slow batch (a slow relay, a long rate-limit
+        wait) to housekeeping; a dead one stops renewing and its lease expires.
+        """
+        period = self._lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(period)
+            await asyncio.to_thread(self.outbox.renew, rows, self.clock.now(), self._lease)
 
     def _prepare(
         self, rows: list[Claimed], now: datetime

@@ -270,6 +270,21 @@ class Outbox:
                 .values(state="sending", lease_until=now + lease, updated_at=now)
             )
 
+    def renew(self, rows: Sequence[Claimed], now: datetime, lease: timedelta) -> None:
+        """Extend the lease of rows this worker still holds (a heartbeat while it sends)."""
+        if not rows:
+            return
+        with self.store.begin() as conn:
+            conn.execute(
+                update(outbox)
+                .where(
+                    outbox.c.id.in_([r.id for r in rows]),
+                    outbox.c.lease_owner == self.owner,
+                    outbox.c.state.in_(("claimed", "sending")),
+                )
+                .values(lease_until=now + lease)
+            )
+
     def settle(self, outcomes: Sequence[Outcome], now: datetime) -> None:
         """Record every outcome — state, delivery row, suppressions, events — in one transaction."""
         if not outcomes:
