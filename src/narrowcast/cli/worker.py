@@ -52,3 +52,42 @@ def run(app: App, log_format: str) -> None:
     app.store.require_current()
     worker = Worker(app.settings, app.store)
     raise SystemExit(asyncio.run(Daemon(worker).run()))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def status(app: App, as_json: bool) -> None:
+    """Queue depth by state and channel, paused channels, next runs, latest errors."""
+    import json
+    from datetime import UTC
+    from datetime import datetime as dt
+
+    from narrowcast.worker.status import status as read
+
+    app.store.require_current()
+    campaigns = {name: f.campaign for name, f in app.campaigns().files.items()}
+    with app.store.connect() as conn:
+        found = read(conn, campaigns, dt.now(UTC))
+    click.echo(json.dumps(found.as_json(), indent=2) if as_json else found.text())
+
+
+@cli.command()
+@click.argument("campaign", required=False)
+@click.option("--since", type=INSTANT, help="Only messages planned to go out after this instant.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def report(app: App, campaign: str | None, since: datetime | None, as_json: bool) -> None:
+    """Results per campaign, variant and channel; conversions and the holdout comparison."""
+    import json
+
+    from narrowcast.worker.report import report as build
+
+    app.store.require_current()
+    loaded = app.campaigns()
+    if campaign is not None:
+        loaded.get(campaign)  # an unknown name says so, with a suggestion
+    campaigns = {name: f.campaign for name, f in loaded.files.items()}
+    with app.store.connect() as conn:
+        found = build(conn, campaigns, since, campaign)
+    click.echo(json.dumps(found.as_json(), indent=2) if as_json else found.text())

@@ -128,9 +128,29 @@ class Dispatcher:
             await asyncio.gather(*tasks)
 
     async def _loop(self, channel: str, forever: bool, idle: float) -> None:
+        failures = 0
         while not self.stopping.is_set():
-            paused = await asyncio.to_thread(self.outbox.paused)
-            done = 0 if channel in paused else await self.batch(channel)
+            try:
+                paused = await asyncio.to_thread(self.outbox.paused)
+                done = 0 if channel in paused else await self.batch(channel)
+                failures = 0
+            except Exception as exc:
+                # The database briefly away, a driver hiccup: nothing is lost (leases
+                # expire, rows stay in the outbox), so wait and try again.
+                failures += 1
+                delay = min(2.0**failures, 60.0)
+                log.error(
+                    "%s: dispatch failed (%s: %s); retrying in %.0f s",
+                    channel,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    extra={"channel": channel},
+                )
+                if not forever and failures >= 3:
+                    raise
+                await asyncio.sleep(delay)
+                continue
             if done:
                 continue
             if not forever:

@@ -192,3 +192,22 @@ def _hour_sqlite(element: UtcHour, compiler: SQLCompiler, **kw: Any) -> str:
 def _hour_postgresql(element: UtcHour, compiler: SQLCompiler, **kw: Any) -> str:
     ts = compiler.process(element.clauses, **kw)
     return f"to_char({ts} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24')"
+
+
+class PlusInterval(FunctionElement[Any]):
+    """An instant plus a number of seconds, in the instant's own stored form."""
+
+    inherit_cache = True
+
+
+@compiles(PlusInterval, "sqlite")
+def _plus_sqlite(element: PlusInterval, compiler: SQLCompiler, **kw: Any) -> str:
+    ts, seconds = (compiler.process(c, **kw) for c in element.clauses)
+    # strftime's %f has milliseconds; pad to the microseconds instants are stored with.
+    return f"(strftime('%Y-%m-%d %H:%M:%f', {ts}, ({seconds}) || ' seconds') || '000')"
+
+
+@compiles(PlusInterval, "postgresql")
+def _plus_postgresql(element: PlusInterval, compiler: SQLCompiler, **kw: Any) -> str:
+    ts, seconds = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({ts} + ({seconds}) * interval '1 second')"
