@@ -87,3 +87,17 @@ def channels_test(app: App, channel: str, customer_id: str) -> None:
             )
     if failed:
         raise ChannelError(f"{failed} of {len(results)} test message(s) were not accepted")
+
+
+@channels.command("resume")
+@click.argument("channel")
+@pass_app
+def resume(app: App, channel: str) -> None:
+    """Let the worker send CHANNEL again after it was paused (fix its credentials first)."""
+    from narrowcast.dispatch.outbox import Outbox
+
+    app.store.require_current()
+    if Outbox(app.store, "cli").resume(channel):
+        click.echo(f"{channel}: resumed; the waiting messages go out with the next batches")
+    else:
+        click.echo(f"{channel} was not paused")
