@@ -25,12 +25,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import create_engine, func, select, text
 
 from narrowcast.store import Store
 from narrowcast.store.schema import outbox
 from narrowcast.testing import FakeSendGrid
 from narrowcast.testing.server import Slow
+from tests.conftest import PG_ADMIN_URL
 from tests.worker.conftest import Shop, write_shop
 
 SIZE = 20_000
@@ -109,3 +111,48 @@ def test_killed_workers_lose_nothing_and_send_nothing_twice(
         f"\n{store.dialect}: {kills} kills, {len(sent):,} sent, {len(unknown):,} unknown "
         f"(in flight at a kill), {len(holdout):,} holdout, {len(received):,} received"
     )
+
+
+@pytest.mark.postgres
+def test_the_database_going_away_loses_nothing(
+    postgres_store: Store, tmp_path: Path, fake_sendgrid: FakeSendGrid
+) -> None:
+    """The server drops every connection of the worker twice mid-campaign; it recovers."""
+    shop = write_shop(tmp_path, postgres_store, fake_sendgrid, 4_000)
+    fake_sendgrid.always(Slow(0.3))
+    worker = shop.worker("run")
+    database = postgres_store.url.database
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    deadline = time.monotonic() + 300
+    try:
+        for _ in range(2):
+            received = len(fake_sendgrid.accepted)
+            while len(fake_sendgrid.accepted) == received:
+                assert time.monotonic() < deadline and worker.poll() is None
+                time.sleep(0.05)
+            with admin.connect() as conn:
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :db AND pid <> pg_backend_pid()"
+                    ),
+                    {"db": database},
+                )
+            postgres_store.engine.dispose()  # the test's own pooled connections died too
+        fake_sendgrid.always(None)
+        while not finished(postgres_store):
+            assert time.monotonic() < deadline, states(postgres_store)
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+            time.sleep(0.5)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+        admin.dispose()
+    received_ids = Counter(fake_sendgrid.outbox_ids)
+    assert set(received_ids.values()) == {1}, "nothing twice"
+    found = states(postgres_store)
+    assert set(found) <= {"sent", "unknown", "holdout"}
+    with postgres_store.connect() as conn:
+        sent = set(conn.execute(select(outbox.c.id).where(outbox.c.state == "sent")).scalars())
+    assert sent <= set(received_ids), "every sent row reached the provider"
+    assert found["sent"] + found["unknown"] + found["holdout"] == 4_000, "nothing lost"
