@@ -185,9 +185,32 @@ class Dispatcher:
                 outcomes += await self._send(adapter, channel, messages, held)
         finally:
             heartbeat.cancel()
-        await asyncio.to_thread(self.outbox.settle, outcomes, self.clock.now())
+        await self._settle(outcomes)
         self._record(channel, outcomes)
         return len(rows)
+
+    async def _settle(self, outcomes: list[Outcome]) -> None:
+        """Record the outcomes, retrying while the database is away.
+
+        The provider already has these messages: losing the record would turn
+        them into ``unknown`` when the lease expires. ``settle`` is fenced and
+        idempotent, so repeating it is safe.
+        """
+        for attempt in range(6):
+            try:
+                await asyncio.to_thread(self.outbox.settle, outcomes, self.clock.now())
+                return
+            except Exception as exc:
+                if attempt == 5:
+                    raise
+                delay = 2.0**attempt
+                log.error(
+                    "recording %d results failed (%s); retrying in %.0f s",
+                    len(outcomes),
+                    _brief(exc),
+                    delay,
+                )
+                await asyncio.sleep(delay)
 
     async def _heartbeat(self, rows: list[Claimed]) -> None:
         """Renew the batch's lease every third of it, for as long as the batch is ours.
@@ -472,6 +495,12 @@ class Dispatcher:
                 zone = ZoneInfo("UTC")
             self._zones[name] = zone
         return now.astimezone(zone).hour
+
+
+def _brief(exc: BaseException) -> str:
+    """One short line: driver errors carry the whole statement and its parameters."""
+    first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {first[0][:200] if first else ''}"
 
 
 def _skip(row: Claimed, state: str, reason: str) -> Outcome:
