@@ -30,9 +30,19 @@ from narrowcast.cli.app import App, cli, pass_app, stderr
     type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
     help="The demo's 'now' (ISO 8601); default the current time.",
 )
+@click.option(
+    "--shop-only",
+    is_flag=True,
+    help="Only fill the store; do not run the campaigns through the worker.",
+)
 @pass_app
-def demo(app: App, count: int, seed: int, at: datetime | None) -> None:
-    """Fill the configured store with a realistic synthetic shop and summarise it."""
+def demo(app: App, count: int, seed: int, at: datetime | None, shop_only: bool) -> None:
+    """Fill the store with a synthetic shop, then run the campaigns over a simulated day.
+
+    The campaigns of the campaigns folder are planned and sent the way the worker
+    does, tick by tick, through the configured adapters (by default files in
+    outbox/ and the in-app / web tables: no credentials needed).
+    """
     from narrowcast.demo import describe_store, generate_demo
 
     now = (
@@ -47,6 +57,10 @@ def demo(app: App, count: int, seed: int, at: datetime | None) -> None:
         )
     click.echo(report.summary())
     click.echo(describe_store(app.store, now))
+    if not shop_only:
+        from narrowcast.demo.pipeline import run_pipeline
+
+        click.echo(run_pipeline(app.settings, app.store, now).summary())
 
 
 @contextmanager
