@@ -18,7 +18,14 @@ from sqlalchemy import func, insert, select, update
 from narrowcast.config import load_settings
 from narrowcast.dispatch.clock import FixedClock
 from narrowcast.store import Store
-from narrowcast.store.schema import customers, deliveries, events, outbox, suppressions
+from narrowcast.store.schema import (
+    campaign_runs,
+    customers,
+    deliveries,
+    events,
+    outbox,
+    suppressions,
+)
 from narrowcast.testing import FakeSendGrid
 from narrowcast.testing.server import Reply, Slow
 from narrowcast.worker.worker import Worker
@@ -286,3 +293,52 @@ def test_a_tick_at_a_fixed_instant_from_the_cli(shop: Shop) -> None:
     status = shop.run("status", "--json")
     assert status.returncode == 0 and '"sent"' in status.stdout
     assert shop.run("report").returncode == 0
+
+
+def test_a_batch_whose_lease_lapsed_and_was_claimed_again_is_not_sent(shop: Shop) -> None:
+    """A worker stalls past its lease between claim and send; the sweep hands the
+    rows back and the same worker claims them again in another batch. Only the
+    newer claim may send: the stale one must find nothing to mark ``sending``."""
+    at = now()
+    w, clock = worker(shop, at)
+    w.plan()
+    lease = timedelta(seconds=3)
+    stale = w.outbox.claim("email", 10, at, lease)
+    assert len(stale) == 10
+    later = at + timedelta(seconds=10)
+    assert w.outbox.release_expired_leases(later) == (10, 0)
+    fresh = w.outbox.claim("email", 10, later, lease)
+    assert {r.id for r in fresh} == {r.id for r in stale}
+    assert w.outbox.mark_sending(stale, later, lease) == set()
+    assert w.outbox.mark_sending(fresh, later, lease) == {r.id for r in fresh}
+    # The stale batch's heartbeat must not keep the newer claim's lease alive either.
+    w.outbox.renew(stale, later + timedelta(minutes=5), timedelta(hours=1))
+    with shop.store.connect() as conn:
+        until = conn.execute(
+            select(func.max(outbox.c.lease_until)).where(outbox.c.id.in_([r.id for r in fresh]))
+        ).scalar_one()
+    assert until is not None and until.replace(tzinfo=UTC) <= later + lease
+
+
+def test_a_run_that_failed_half_written_is_planned_again_without_repeats(shop: Shop) -> None:
+    """The database went away while the plan was being written: the run is marked
+    failed with part of its rows in the outbox. The next pass takes the run over
+    and writes only what is missing."""
+    runner, clock = worker(shop, now())
+    runner.plan()
+    with shop.store.begin() as conn:
+        ids = sorted(conn.execute(select(outbox.c.id)).scalars())
+        conn.execute(outbox.delete().where(outbox.c.id.in_(ids[: len(ids) // 2])))
+        conn.execute(update(campaign_runs).values(state="failed", error="OperationalError: gone"))
+    clock.advance(timedelta(seconds=5))
+    again = runner.plan()
+    assert [run.written for run in again] == [len(ids) - len(ids) // 2]
+    with shop.store.connect() as conn:
+        run = conn.execute(select(campaign_runs.c.state, campaign_runs.c.error)).one()
+        customers_planned = conn.execute(
+            select(func.count(), func.count(outbox.c.customer_id.distinct()))
+        ).one()
+    assert tuple(run) == ("planned", None)
+    assert tuple(customers_planned) == (SIZE, SIZE)
+    runner.tick()
+    assert set(Counter(shop.fake.outbox_ids).values()) == {1}

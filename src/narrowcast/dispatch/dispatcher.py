@@ -176,9 +176,23 @@ class Dispatcher:
         try:
             outcomes, messages, held = await asyncio.to_thread(self._prepare, rows, now)
             if messages:
-                await asyncio.to_thread(
+                marked = await asyncio.to_thread(
                     self.outbox.mark_sending, held, self.clock.now(), self._lease
                 )
+                if len(marked) < len(held):
+                    # Lost leases (this worker stalled past them): those rows are
+                    # someone else's now — send and record nothing for them.
+                    log.warning(
+                        "%s: %d of %d messages were no longer leased to this worker; "
+                        "left to whoever holds them",
+                        channel,
+                        len(held) - len(marked),
+                        len(held),
+                    )
+                    kept = [i for i, row in enumerate(held) if row.id in marked]
+                    messages = [messages[i] for i in kept]
+                    held = [held[i] for i in kept]
+            if messages:
                 bucket = self._buckets.get(channel)
                 if bucket is not None:
                     await bucket.take(len(messages))
@@ -221,7 +235,10 @@ class Dispatcher:
         period = self._lease.total_seconds() / 3
         while True:
             await asyncio.sleep(period)
-            await asyncio.to_thread(self.outbox.renew, rows, self.clock.now(), self._lease)
+            try:
+                await asyncio.to_thread(self.outbox.renew, rows, self.clock.now(), self._lease)
+            except Exception as exc:  # the database away a moment: try again next beat
+                log.warning("renewing a lease failed (%s); trying again", _brief(exc))
 
     def _prepare(
         self, rows: list[Claimed], now: datetime

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from narrowcast.planning.planner import PlanEntry, Summary
@@ -134,20 +134,24 @@ class Outbox:
             ).scalar_one_or_none()
         return int(inserted) if inserted is not None else None
 
-    def resume_stale_run(
-        self, campaign: str, key: str, now: datetime, stale: timedelta
-    ) -> int | None:
-        """Take over a run left in ``planning`` by a worker that died; None if none."""
+    def resume_run(self, campaign: str, key: str, now: datetime, stale: timedelta) -> int | None:
+        """Take over a run that failed (the database away mid-write…) or was left in
+        ``planning`` by a worker that died; None if there is none.
+
+        Planning again is safe: outbox rows are keyed on (campaign, occurrence,
+        customer), so what the first attempt wrote is not written twice.
+        """
+        runs = campaign_runs
         with self.store.begin() as conn:
             row = conn.execute(
-                update(campaign_runs)
+                update(runs)
                 .where(
-                    campaign_runs.c.campaign == campaign,
-                    campaign_runs.c.key == key,
-                    campaign_runs.c.state == "planning",
-                    campaign_runs.c.created_at < now - stale,
+                    runs.c.campaign == campaign,
+                    runs.c.key == key,
+                    (runs.c.state == "failed")
+                    | ((runs.c.state == "planning") & (runs.c.created_at < now - stale)),
                 )
-                .values(created_at=now)
+                .values(state="planning", created_at=now, finished_at=None, error=None)
                 .returning(campaign_runs.c.id)
             ).scalar_one_or_none()
         return int(row) if row is not None else None
@@ -255,83 +259,97 @@ class Outbox:
             ).all()
         return sorted((Claimed(*row) for row in rows), key=lambda r: r.id)
 
-    def mark_sending(self, rows: Sequence[Claimed], now: datetime, lease: timedelta) -> None:
-        """Commit ``sending`` before the provider call: the line the guarantee is drawn at."""
+    def mark_sending(self, rows: Sequence[Claimed], now: datetime, lease: timedelta) -> set[int]:
+        """Commit ``sending`` before the provider call: the line the guarantee is drawn at.
+
+        Returns the ids actually moved; only those may be sent. A row whose lease
+        lapsed (a stalled worker) may have been claimed again since, even by this
+        very worker in another batch — the ``attempts`` fence tells the two apart.
+        """
         if not rows:
-            return
+            return set()
         with self.store.begin() as conn:
-            conn.execute(
-                update(outbox)
-                .where(
-                    outbox.c.id.in_([r.id for r in rows]),
-                    outbox.c.lease_owner == self.owner,
-                    outbox.c.state == "claimed",
+            marked: set[int] = set()
+            for attempts, ids in _by_attempts(rows).items():
+                marked.update(
+                    conn.execute(
+                        update(outbox)
+                        .where(
+                            outbox.c.id.in_(ids),
+                            outbox.c.attempts == attempts,
+                            outbox.c.lease_owner == self.owner,
+                            outbox.c.state == "claimed",
+                        )
+                        .values(state="sending", lease_until=now + lease, updated_at=now)
+                        .returning(outbox.c.id)
+                    ).scalars()
                 )
-                .values(state="sending", lease_until=now + lease, updated_at=now)
-            )
+        return marked
 
     def renew(self, rows: Sequence[Claimed], now: datetime, lease: timedelta) -> None:
         """Extend the lease of rows this worker still holds (a heartbeat while it sends)."""
         if not rows:
             return
         with self.store.begin() as conn:
-            conn.execute(
-                update(outbox)
-                .where(
-                    outbox.c.id.in_([r.id for r in rows]),
-                    outbox.c.lease_owner == self.owner,
-                    outbox.c.state.in_(("claimed", "sending")),
+            for attempts, ids in _by_attempts(rows).items():
+                conn.execute(
+                    update(outbox)
+                    .where(
+                        outbox.c.id.in_(ids),
+                        outbox.c.attempts == attempts,
+                        outbox.c.lease_owner == self.owner,
+                        outbox.c.state.in_(("claimed", "sending")),
+                    )
+                    .values(lease_until=now + lease)
                 )
-                .values(lease_until=now + lease)
-            )
 
     def settle(self, outcomes: Sequence[Outcome], now: datetime) -> None:
         """Record every outcome — state, delivery row, suppressions, events — in one transaction."""
         if not outcomes:
             return
         with self.store.begin() as conn:
-            fenced = (
-                update(outbox)
-                .where(
-                    outbox.c.id == bindparam("b_id"),
-                    outbox.c.attempts == bindparam("b_attempts"),
-                    outbox.c.lease_owner == self.owner,
-                    # No IN list: an expanding parameter cannot be used in executemany.
-                    or_(outbox.c.state == "claimed", outbox.c.state == "sending"),
+            # Outcomes of one batch fall into a few identical groups (all "sent" by one
+            # request, all "retry" at one time…): one fenced UPDATE per group.
+            groups: dict[tuple[Any, ...], list[int]] = {}
+            for o in outcomes:
+                attempts_after = (
+                    o.row.attempts if o.attempted and o.status != "paused" else o.row.attempts - 1
                 )
-                .values(
-                    state=bindparam("b_state"),
-                    send_at=bindparam("b_send_at"),
-                    provider=bindparam("b_provider"),
-                    provider_id=bindparam("b_provider_id"),
-                    last_error=bindparam("b_error"),
-                    sent_at=bindparam("b_sent_at"),
-                    attempts=bindparam("b_attempts_after"),
-                    lease_owner=None,
-                    lease_until=None,
-                    updated_at=now,
+                key = (
+                    o.row.attempts,
+                    o.state,
+                    o.retry_at,
+                    o.provider,
+                    o.provider_id,
+                    o.error,
+                    attempts_after,
                 )
-            )
-            conn.execute(
-                fenced,
-                [
-                    {
-                        "b_id": o.row.id,
-                        "b_attempts": o.row.attempts,
-                        "b_state": o.state,
-                        "b_send_at": o.retry_at or o.row.send_at,
-                        "b_provider": o.provider,
-                        "b_provider_id": o.provider_id,
-                        "b_error": o.error,
-                        "b_sent_at": now if o.state == "sent" else None,
-                        # A paused channel or a skipped row did not use up an attempt.
-                        "b_attempts_after": o.row.attempts
-                        if o.attempted and o.status != "paused"
-                        else o.row.attempts - 1,
-                    }
-                    for o in outcomes
-                ],
-            )
+                groups.setdefault(key, []).append(o.row.id)
+            for key, ids in groups.items():
+                attempts, state, retry_at, provider, provider_id, error, after = key
+                values: dict[str, Any] = {
+                    "state": state,
+                    "provider": provider,
+                    "provider_id": provider_id,
+                    "last_error": error,
+                    "sent_at": now if state == "sent" else None,
+                    "attempts": after,
+                    "lease_owner": None,
+                    "lease_until": None,
+                    "updated_at": now,
+                }
+                if retry_at is not None:
+                    values["send_at"] = retry_at
+                conn.execute(
+                    update(outbox)
+                    .where(
+                        outbox.c.id.in_(ids),
+                        outbox.c.attempts == attempts,
+                        outbox.c.lease_owner == self.owner,
+                        outbox.c.state.in_(("claimed", "sending")),
+                    )
+                    .values(**values)
+                )
             attempted = [o for o in outcomes if o.attempted]
             if attempted:
                 conn.execute(
@@ -458,6 +476,14 @@ class Outbox:
                 .group_by(outbox.c.channel)
             ).all()
         return sorted(str(r[0]) for r in rows if r[0] is not None)
+
+
+def _by_attempts(rows: Sequence[Claimed]) -> dict[int, list[int]]:
+    """Row ids grouped by the claim they belong to (a batch almost always has one)."""
+    groups: dict[int, list[int]] = {}
+    for row in rows:
+        groups.setdefault(row.attempts, []).append(row.id)
+    return groups
 
 
 def _insert_ignoring(conn: Connection, table: Any, keys: list[str]) -> Any:

@@ -51,7 +51,10 @@ class Store:
         if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         self.url = parsed
-        self.engine: Engine = create_engine(parsed, echo=echo, future=True)
+        # A restarted or failed-over server leaves dead connections in the pool: test
+        # each on checkout (one round trip) rather than fail the next statement.
+        pre_ping = parsed.get_backend_name() == "postgresql"
+        self.engine: Engine = create_engine(parsed, echo=echo, future=True, pool_pre_ping=pre_ping)
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
 

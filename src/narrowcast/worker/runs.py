@@ -102,7 +102,7 @@ def _plan_scheduled(
         key = occurrence.isoformat()
         run = outbox.open_run(campaign.name, key, "scheduled", occurrence, now)
         if run is None:
-            run = outbox.resume_stale_run(campaign.name, key, now, stale)
+            run = outbox.resume_run(campaign.name, key, now, stale)
             if run is None:
                 continue  # planned already, here or by another worker
         results.append(
