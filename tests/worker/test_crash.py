@@ -29,7 +29,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from narrowcast.store import Store
-from narrowcast.store.schema import outbox
+from narrowcast.store.schema import campaign_runs, outbox
 from narrowcast.testing import FakeSendGrid
 from narrowcast.testing.server import Slow
 from tests.conftest import PG_ADMIN_URL
@@ -48,6 +48,22 @@ def states(store: Store) -> Counter[str]:
 
 
 def finished(store: Store) -> bool:
+    """Every run is fully planned and no outbox row is still waiting to be sent.
+
+    Outbox rows alone are not enough: a worker killed while planning leaves a
+    run half written, and until the next planning pass finishes it the rows
+    already there may all be sent while the rest of the audience has no rows yet.
+    """
+    with store.connect() as conn:
+        runs = Counter(
+            dict(
+                conn.execute(
+                    select(campaign_runs.c.state, func.count()).group_by(campaign_runs.c.state)
+                ).all()
+            )
+        )
+    if not runs or set(runs) != {"planned"}:
+        return False
     found = states(store)
     return sum(found.values()) > 0 and not any(found[s] for s in PENDING)
 

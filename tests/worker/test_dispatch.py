@@ -342,3 +342,45 @@ def test_a_run_that_failed_half_written_is_planned_again_without_repeats(shop: S
     assert tuple(customers_planned) == (SIZE, SIZE)
     runner.tick()
     assert set(Counter(shop.fake.outbox_ids).values()) == {1}
+
+
+def test_templates_get_the_segment_values_they_use_through_includes(shop: Shop) -> None:
+    """The dispatcher builds only the ``segment.*`` values the templates read —
+    following includes — so a value used only in a partial must still arrive."""
+    folder = shop.folder / "templates"
+    (folder / "partials").mkdir()
+    (folder / "partials" / "cart.html.j2").write_text(
+        "<p>cart={{ segment.cart.name }} rfm_m={{ segment.rfm_m }}</p>"
+    )
+    (folder / "blast" / "email.html.j2").write_text("{% include 'partials/cart.html.j2' %}")
+    at = now()
+    with shop.store.begin() as conn:
+        conn.execute(
+            insert(events),
+            [
+                {
+                    "customer_id": f"c{n:06d}",
+                    "type": kind,
+                    "ts": at - timedelta(days=2, hours=n),
+                    "value": 10.0 * (n + 1) if kind == "order" else None,
+                    "properties": {"name": f"Lamp {n}"} if kind == "cart_add" else {},
+                }
+                for n in range(SIZE)
+                for kind in ("cart_add", "order")
+            ],
+        )
+    runner, _ = worker(shop, at)
+    runner.tick()
+    html = {
+        int(p["custom_args"]["outbox_id"]): a.body["content"][-1]["value"]
+        for a in shop.fake.accepted
+        for p in a.body["personalizations"]
+    }
+    assert html
+    with shop.store.connect() as conn:
+        ids = dict(conn.execute(select(outbox.c.id, outbox.c.customer_id)).all())
+    for outbox_id, body in html.items():
+        n = int(ids[outbox_id][1:])
+        assert f"cart=Lamp {n} " in body
+        # rfm_m: the spend quintile among 30 buyers spending 10, 20, … 300.
+        assert f"rfm_m={n * 5 // SIZE + 1}<" in body, body

@@ -6,12 +6,17 @@ checked and previewed is what is sent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeAlias
 
 from narrowcast.campaigns.model import Campaign
+from narrowcast.planning.context import segment_keys_used
 from narrowcast.render.errors import RenderError, TemplateNotFound
 from narrowcast.render.renderer import Renderer
+from narrowcast.render.templates import MessageTemplates
+
+KeysCache: TypeAlias = dict[int, tuple[MessageTemplates, set[str] | None]]
+"""What ``segment_keys`` learnt per compiled message (kept with it, so a reload misses)."""
 
 
 def campaign_variables(campaign: Campaign) -> dict[str, Any]:
@@ -109,3 +114,42 @@ def _missing(renderer: Renderer, campaign: Campaign, channel: str, variant: str 
         isinstance(p, TemplateNotFound)
         for p in template_problems(renderer, campaign, channel, variant)
     )
+
+
+def segment_keys(
+    renderer: Renderer,
+    campaign: Campaign,
+    messages: Iterable[tuple[str, str | None, str | None]],
+    *,
+    cache: KeysCache | None = None,
+) -> set[str] | None:
+    """The ``segment.*`` values the templates of these (channel, variant, locale)
+    messages use, includes and macros followed; None when that cannot be known
+    (an include named at run time, a template that does not compile) — build all.
+
+    Building a value no template reads (a cart, the favourite category, the RFM
+    ranks…) is a query per batch; most messages need one or two.
+    """
+    variables = campaign_variables(campaign)
+    keys: set[str] = set()
+    for channel, variant, locale in messages:
+        try:
+            message = renderer.message(
+                variables,
+                channel,
+                customer={"locale": locale},
+                variant=variant,
+                paths=template_paths(campaign, channel, variant) or None,
+            )
+        except RenderError:
+            return None
+        known = cache.get(id(message)) if cache is not None else None
+        if known is None or known[0] is not message:
+            sources = renderer.templates.sources(message)
+            known = (message, None if sources is None else segment_keys_used(sources))
+            if cache is not None:
+                cache[id(message)] = known
+        if known[1] is None:
+            return None
+        keys |= known[1]
+    return keys

@@ -30,6 +30,7 @@ from narrowcast.campaigns.loader import CampaignFile, campaign_paths, load_campa
 from narrowcast.campaigns.messages import (
     campaign_variables,
     channels_with_templates,
+    segment_keys,
     template_paths,
     template_problems,
 )
@@ -244,9 +245,15 @@ def _render_samples(
     samples: int,
 ) -> None:
     campaign = found.campaign
-    customers, segments = _sample_customers(campaign, planner, context, samples)
-    errors: list[RenderError] = []
     variants: list[str | None] = [v.name for v in campaign.variants] or [None]
+    customers = _sample_customers(campaign, planner, context, samples)
+    segments: dict[str, dict[str, Any]] = {}
+    if customers != [SAMPLE_CUSTOMER]:
+        # Only what the templates use: the RFM ranks alone rank every ordering customer.
+        kinds = {(c, v, row.get("locale")) for row in customers for c in channels for v in variants}
+        keys = segment_keys(renderer, campaign, kinds)
+        segments = context.segments([c["id"] for c in customers], campaign.segment, keys)
+    errors: list[RenderError] = []
     for customer in customers:
         segment = segments.get(customer["id"], SAMPLE_SEGMENT)
         for channel in channels:
@@ -266,7 +273,7 @@ def _render_samples(
 
 def _sample_customers(
     campaign: Campaign, planner: Planner, context: ContextReader, samples: int
-) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+) -> list[dict[str, Any]]:
     """A few customers the campaign would reach now, or a synthetic one."""
     ids: list[str] = []
     try:
@@ -277,11 +284,11 @@ def _sample_customers(
                 if len(ids) >= samples:
                     break
     except RuleError:
-        return [SAMPLE_CUSTOMER], {}
+        return [SAMPLE_CUSTOMER]
     if not ids:
-        return [SAMPLE_CUSTOMER], {}
+        return [SAMPLE_CUSTOMER]
     rows = context.customers(ids)
-    return [rows[i] for i in ids if i in rows], context.segments(ids, campaign.segment)
+    return [rows[i] for i in ids if i in rows] or [SAMPLE_CUSTOMER]
 
 
 def _render_message(error: RenderError) -> str:

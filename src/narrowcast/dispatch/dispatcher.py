@@ -30,12 +30,13 @@ import logging
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from narrowcast.campaigns.messages import render_message
+from narrowcast.campaigns.messages import KeysCache, render_message, segment_keys
 from narrowcast.campaigns.model import Campaign
 from narrowcast.channels.base import Channel, Message, Receipt
 from narrowcast.channels.errors import ChannelPaused, PermanentError, TransientError
@@ -104,6 +105,8 @@ class Dispatcher:
         self._buckets: dict[str, TokenBucket] = {}
         self._lease = parse_duration(settings.dispatch.lease)
         self._zones: dict[str, ZoneInfo] = {}
+        self._keys: KeysCache = {}
+        self._renewals = ThreadPoolExecutor(1, thread_name_prefix="narrowcast-lease")
 
     # --- loops ---------------------------------------------------------------------------
 
@@ -236,7 +239,11 @@ class Dispatcher:
         while True:
             await asyncio.sleep(period)
             try:
-                await asyncio.to_thread(self.outbox.renew, rows, self.clock.now(), self._lease)
+                # Its own thread: renewals must not queue behind planning or rendering
+                # in the shared pool, or a live worker's leases lapse under load.
+                await asyncio.get_running_loop().run_in_executor(
+                    self._renewals, self.outbox.renew, rows, self.clock.now(), self._lease
+                )
             except Exception as exc:  # the database away a moment: try again next beat
                 log.warning("renewing a lease failed (%s); trying again", _brief(exc))
 
@@ -269,12 +276,13 @@ class Dispatcher:
             ]
             segments: dict[str, dict[str, Any]] = {}
             for name in {r.campaign for r in passing}:
-                mine = [r.customer_id for r in passing if r.campaign == name]
+                mine = [r for r in passing if r.campaign == name]
+                keys = self._segment_keys(campaigns[name], mine, people)
                 segments.update(
                     {
                         f"{name}\x00{customer}": value
                         for customer, value in reader.segments(
-                            mine, campaigns[name].segment
+                            [r.customer_id for r in mine], campaigns[name].segment, keys
                         ).items()
                     }
                 )
@@ -329,6 +337,13 @@ class Dispatcher:
             )
             held.append(row)
         return outcomes, messages, held
+
+    def _segment_keys(
+        self, campaign: Campaign, rows: list[Claimed], people: Mapping[str, Mapping[str, Any]]
+    ) -> set[str] | None:
+        """The ``segment.*`` values these rows' templates use (None: all of them)."""
+        kinds = {(r.channel, r.variant, people[r.customer_id].get("locale")) for r in rows}
+        return segment_keys(self.renderer, campaign, kinds, cache=self._keys)
 
     async def _send(
         self, adapter: Channel[Any], channel: str, messages: list[Message], rows: list[Claimed]

@@ -4,13 +4,15 @@ The renderer gives templates ``customer`` (the row and its attributes) and
 ``segment``, which this module fills for a batch of customers at once:
 
 * ``segment.name`` — the campaign's audience segment (or ``None``);
-* the scores ``lead_score``, ``nps``, ``nps_class``, ``intent``, ``clv`` — and
-  ``rfm_r``, ``rfm_f``, ``rfm_m`` when a template uses them (they rank every
-  ordering customer, so they are only computed when asked for);
+* the scores ``lead_score``, ``nps``, ``nps_class``, ``intent``, ``clv``,
+  ``rfm_r``, ``rfm_f`` and ``rfm_m``;
 * ``cart`` — the properties of the latest ``cart_add`` (``product``, ``name``,
   ``brand``, ``value``, ``currency``, …) and its ``ts``;
 * ``last_order`` and ``last_product`` — the latest ``order`` and ``product_view``;
 * ``favourite_category`` — the category of most of the customer's orders.
+
+Callers pass the keys their templates use (``campaigns.messages.segment_keys``)
+so that only those are built: the RFM ranks rank every ordering customer.
 
 A value the customer does not have is ``None`` (a template can write
 ``{% if segment.cart %}``), never a missing key, so templates stay strict
@@ -66,7 +68,8 @@ class ContextReader:
     def segments(
         self, ids: Iterable[str], segment: str | None, keys: set[str] | None = None
     ) -> dict[str, dict[str, Any]]:
-        """The ``segment`` variable of each customer; ``keys`` limits the costly ones."""
+        """The ``segment`` variable of each customer: every value, or only ``keys``
+        (see ``campaigns.messages.segment_keys``); the others are None."""
         wanted = list(ids)
         out: dict[str, dict[str, Any]] = {
             i: dict.fromkeys(SEGMENT_KEYS, None) | {"name": segment} for i in wanted
@@ -80,7 +83,7 @@ class ContextReader:
             for row in self.conn.execute(query).mappings():
                 out[row["id"]].update({s: _whole(row[s]) if s == "nps" else row[s] for s in scores})
         for name in _RANKED_SCORES:
-            if keys is not None and name in keys:
+            if keys is None or name in keys:
                 rows = self.compiler.per_customer(Score(name, "number"))
                 assert rows is not None
                 ranked = rows.rows.subquery()
@@ -89,11 +92,14 @@ class ContextReader:
                 )
                 for customer_id, value in self.conn.execute(query):
                     out[customer_id][name] = value
-        self._latest(wanted, out)
-        self._favourites(wanted, out)
+        latest = [kind for kind, key in _LATEST.items() if keys is None or key in keys]
+        if latest:
+            self._latest(wanted, latest, out)
+        if keys is None or "favourite_category" in keys:
+            self._favourites(wanted, out)
         return out
 
-    def _latest(self, wanted: list[str], out: dict[str, dict[str, Any]]) -> None:
+    def _latest(self, wanted: list[str], kinds: list[str], out: dict[str, dict[str, Any]]) -> None:
         e = events
         ranked = (
             select(
@@ -110,7 +116,7 @@ class ContextReader:
             )
             .where(
                 e.c.customer_id.in_(wanted),
-                e.c.type.in_(list(_LATEST)),
+                e.c.type.in_(kinds),
                 e.c.ts <= literal(self.now, Instant),
             )
             .subquery()

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from narrowcast.campaigns.messages import render_message
+from narrowcast.campaigns.messages import render_message, segment_keys
 from narrowcast.campaigns.model import Campaign
 from narrowcast.channels.base import Message
 from narrowcast.channels.mime import Sender, build_email
@@ -184,7 +184,8 @@ def dry_run(
         reader = ContextReader(conn, definitions, now)
         ids = [e.customer_id for e in entries]
         rows = reader.customers(ids)
-        segments = reader.segments(ids, campaign.segment)
+        kinds = {(e.channel or "", e.variant, rows[e.customer_id].get("locale")) for e in entries}
+        segments = reader.segments(ids, campaign.segment, segment_keys(renderer, campaign, kinds))
         for entry in entries:
             customer = rows[entry.customer_id]
             assert entry.channel is not None

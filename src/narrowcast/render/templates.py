@@ -317,6 +317,34 @@ class Templates:
                 problems.extend(self._unknown_names(environment, name))
         return problems
 
+    def sources(self, message: MessageTemplates) -> list[str] | None:
+        """The source text of every file ``message`` renders, with what they include,
+        import or extend; None when one names its include at run time (unknowable).
+
+        Lets a caller see which context values a message can use before building them.
+        """
+        environment = self.plain
+        assert environment.loader is not None
+        pending = [compiled.name for _, compiled in message.parts if compiled is not None]
+        seen: set[str] = set()
+        sources: list[str] = []
+        while pending:
+            name = pending.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            try:
+                source = environment.loader.get_source(environment, name)[0]
+                tree = environment.parse(source, name)
+            except (jinja2.TemplateError, OSError):
+                return None
+            sources.append(source)
+            for referenced in meta.find_referenced_templates(tree):
+                if referenced is None:
+                    return None
+                pending.append(referenced)
+        return sources
+
     def names(self) -> list[str]:
         """Every template file (``*.j2``) under the folder, sorted."""
         return sorted(

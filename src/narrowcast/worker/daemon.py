@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -82,6 +83,15 @@ class Daemon:
             id="snapshot",
             max_instances=1,
             coalesce=True,
+        )
+        # Every dispatch loop, planning, housekeeping and snapshots run database work
+        # in threads: size the pool for all of them at once (the default is cores + 4).
+        loops = sum(
+            self.worker.settings.dispatch.limits(channel).concurrency
+            for channel in self.worker.routes
+        )
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(loops + 6, thread_name_prefix="narrowcast")
         )
         scheduler.start()
         log.info("worker %s started (pid %d)", self.worker.owner, os.getpid())

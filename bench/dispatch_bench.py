@@ -1,0 +1,200 @@
+"""Dispatch benchmark: an email campaign end to end (plan, render, send, record).
+
+Writes N customers with consent and one campaign for all of them (the same
+content for everyone, so SendGrid requests carry up to 1,000
+personalizations), starts ``narrowcast run`` worker processes against a fake
+SendGrid on 127.0.0.1 (in this process, in a thread), and times from the
+workers' start until every message is sent. It prints messages/s, each
+worker's peak RSS, and the ceiling: raw ``httpx.AsyncClient`` posting the
+same request bodies to the same fake at the same concurrency, in the same run.
+
+Targets (issue 6): ≥ 2,000 messages/s end to end on one worker; ≥ 0.5 of the
+ceiling; peak RSS < 300 MB per worker; more workers never slower than one.
+
+Usage (from the repository root)::
+
+    .venv/bin/python bench/dispatch_bench.py                       # 100,000 messages
+    .venv/bin/python bench/dispatch_bench.py --messages 20000 --only sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, func, select, text
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.worker.conftest import KEY, write_shop  # noqa: E402
+
+from narrowcast.store import Store  # noqa: E402
+from narrowcast.store.schema import outbox  # noqa: E402
+from narrowcast.testing import FakeSendGrid  # noqa: E402
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+TARGET_RATE = 2_000
+TARGET_RATIO = 0.5
+TARGET_RSS_MB = 300.0
+PENDING = ("planned", "claimed", "sending", "retry")
+
+
+def pending(store: Store) -> int:
+    with store.connect() as conn:
+        return int(
+            conn.execute(select(func.count()).where(outbox.c.state.in_(PENDING))).scalar_one()
+        )
+
+
+def total(store: Store) -> int:
+    with store.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(outbox)).scalar_one())
+
+
+def run_workers(
+    folder: Path, store: Store, fake: FakeSendGrid, size: int, workers: int
+) -> tuple[float, list[float]]:
+    shop = write_shop(folder, store, fake, size)
+    config = shop.config.read_text().replace("concurrency = 2", "concurrency = 4")
+    shop.config.write_text(config.replace('lease = "3s"', 'lease = "30s"'))
+    started = time.perf_counter()
+    processes = [shop.worker("run", log=folder / f"worker-{n}.log") for n in range(workers)]
+    while total(store) == 0 or pending(store):
+        if any(p.poll() is not None for p in processes):
+            raise SystemExit((folder / "worker-0.log").read_text()[-3000:])
+        time.sleep(0.2)
+    seconds = time.perf_counter() - started
+    peaks = []
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+        _, _, usage = os.wait4(process.pid, 0)
+        peaks.append(usage.ru_maxrss / 1000)
+    return seconds, peaks
+
+
+async def ceiling(fake: FakeSendGrid, size: int, concurrency: int = 8) -> float:
+    """Raw httpx: the same bodies (1,000 personalizations each) to the same fake."""
+    body = {
+        "from": {"email": "news@shop.example"},
+        "subject": "Our winter sale is on",
+        "content": [
+            {"type": "text/plain", "value": "Winter sale\n\nEverything 20 % off."},
+            {"type": "text/html", "value": "<h1>Winter sale</h1><p>Everything 20 % off.</p>"},
+        ],
+    }
+    bodies = []
+    for start in range(0, size, 1000):
+        personalizations = [
+            {"to": [{"email": f"customer{n}@example.com"}], "custom_args": {"outbox_id": str(n)}}
+            for n in range(start, min(start + 1000, size))
+        ]
+        bodies.append({**body, "personalizations": personalizations})
+    limit = asyncio.Semaphore(concurrency)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with httpx.AsyncClient(base_url=fake.url, timeout=60) as client:
+
+        async def post(document: dict[str, object]) -> None:
+            async with limit:
+                response = await client.post("/v3/mail/send", json=document, headers=headers)
+                response.raise_for_status()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(post(b) for b in bodies))
+        return size / (time.perf_counter() - started)
+
+
+def sqlite_store(folder: Path) -> Store:
+    store = Store(f"sqlite:///{folder / 'bench.db'}")
+    store.upgrade()
+    return store
+
+
+def postgres_store() -> tuple[Store, str]:
+    name = f"narrowcast_dispatch_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    store = Store(PG_ADMIN.rsplit("/", 1)[0] + f"/{name}")
+    store.upgrade()
+    return store, name
+
+
+def drop(name: str) -> None:
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    args = parser.parse_args()
+    os.environ["SG_KEY"] = KEY
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f}; "
+        f"{args.messages:,} customers (10 % holdout)"
+    )
+    met = True
+    with FakeSendGrid(api_key=KEY) as fake:
+        top = asyncio.run(ceiling(fake, args.messages))
+        fake.accepted.clear()
+        print(f"  ceiling (raw httpx, same bodies, same fake): {top:,.0f} messages/s")
+        runs = []
+        if args.only in (None, "sqlite"):
+            runs.append(("sqlite", 1))
+        if args.only in (None, "postgresql"):
+            runs += [("postgresql", n) for n in (1, 2, 4)]
+        rates: dict[tuple[str, int], float] = {}
+        for database, workers in runs:
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = Path(tmp)
+                name = None
+                if database == "sqlite":
+                    store = sqlite_store(folder)
+                else:
+                    store, name = postgres_store()
+                try:
+                    seconds, peaks = run_workers(folder, store, fake, args.messages, workers)
+                    sent = len(fake.outbox_ids)
+                finally:
+                    store.dispose()
+                    if name:
+                        drop(name)
+                fake.accepted.clear()
+            rate = sent / seconds
+            rates[(database, workers)] = rate
+            ok = rate >= TARGET_RATE and rate / top >= TARGET_RATIO and max(peaks) < TARGET_RSS_MB
+            met &= ok
+            print(
+                f"  {database:10s} {workers} worker(s): {sent:,} sent in {seconds:.1f} s = "
+                f"{rate:,.0f}/s, {rate / top:.2f} of the ceiling, peak RSS "
+                f"{', '.join(f'{p:.0f}' for p in peaks)} MB  {'PASS' if ok else 'FAIL'}"
+            )
+        one = rates.get(("postgresql", 1))
+        if one:
+            never_slower = all(rates[("postgresql", n)] >= 0.9 * one for n in (2, 4))
+            met &= never_slower
+            print(f"  more workers never slower than one: {'PASS' if never_slower else 'FAIL'}")
+    print(
+        f"targets: ≥ {TARGET_RATE:,}/s, ≥ {TARGET_RATIO} of the ceiling, RSS < "
+        f"{TARGET_RSS_MB:.0f} MB; load average at the end {os.getloadavg()[0]:.2f}"
+    )
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
