@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from narrowcast.api.settings import ApiSettings
 from narrowcast.channels.settings import ChannelsSettings
 from narrowcast.dispatch.settings import DispatchSettings, WorkerSettings
 from narrowcast.errors import NarrowcastError, did_you_mean
@@ -87,6 +88,7 @@ class Settings(_Section):
     worker: WorkerSettings = WorkerSettings()
     links: LinksSettings = LinksSettings()
     channels: ChannelsSettings = ChannelsSettings()
+    api: ApiSettings = ApiSettings()
     source: Path | None = None
     """The file these settings came from, or ``None`` for pure defaults."""
 

@@ -464,3 +464,29 @@ __all__ += [
     "deliveries",
     "outbox",
 ]
+
+# --- HTTP API (migration 0005) ----------------------------------------------------------------
+
+web_views = Table(
+    "web_views",
+    metadata,
+    Column(
+        "web_message_id",
+        ForeignKey("web_messages.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "visitor",
+        String(200),
+        primary_key=True,
+        comment="c:<customer id> for a known customer, v:<visitor id> for an anonymous one",
+    ),
+    Column("views", Integer, nullable=False, server_default="0"),
+    Column("first_seen_at", Instant, nullable=False),
+    Column("last_seen_at", Instant, nullable=False),
+    Column("clicked_at", Instant),
+    Column("dismissed_at", Instant),
+    Column("answered_at", Instant, comment="when a survey on it was answered"),
+)
+
+__all__ += ["web_views"]
