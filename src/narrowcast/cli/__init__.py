@@ -12,6 +12,7 @@ from narrowcast.cli import (  # noqa: F401  (they register their commands)
     demo,
     imports,
     segments,
+    serve,
     worker,
 )
 from narrowcast.cli.app import cli

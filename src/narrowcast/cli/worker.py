@@ -35,8 +35,17 @@ def tick(app: App, at: datetime | None) -> None:
     show_default=True,
     help="Human-readable lines, or one JSON object per line.",
 )
+@click.option(
+    "--http",
+    "http",
+    metavar="[HOST:]PORT",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    help="Also serve the HTTP API from this process (default address: [api] host and port).",
+)
 @pass_app
-def run(app: App, log_format: str) -> None:
+def run(app: App, log_format: str, http: str | None) -> None:
     """Run the worker: plan, send and record, until SIGTERM or Ctrl-C.
 
     Start as many as you like against one PostgreSQL: they share the work through
@@ -51,7 +60,31 @@ def run(app: App, log_format: str) -> None:
     configure(log_format)
     app.store.require_current()
     worker = Worker(app.settings, app.store)
-    raise SystemExit(asyncio.run(Daemon(worker).run()))
+    serve = None
+    if http is not None:
+        from narrowcast.api.app import create_app
+        from narrowcast.api.server import in_process
+
+        host, port = _address(http, app.settings.api.host, app.settings.api.port)
+        serve = in_process(create_app(app.settings, app.store), host, port)
+    raise SystemExit(asyncio.run(Daemon(worker).run(serve)))
+
+
+def _address(text: str, host: str, port: int) -> tuple[str, int]:
+    """``HOST:PORT``, ``PORT`` or empty (the configured address)."""
+    if not text:
+        return host, port
+    head, sep, tail = text.rpartition(":")
+    chosen_host = head if sep and head else host
+    try:
+        chosen_port = int(tail)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not HOST:PORT or PORT, e.g. 127.0.0.1:8000", param_hint="--http"
+        ) from None
+    if not 1 <= chosen_port <= 65535:
+        raise click.BadParameter(f"port {chosen_port} is out of range", param_hint="--http")
+    return chosen_host, chosen_port
 
 
 @cli.command()

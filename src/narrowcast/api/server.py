@@ -1,0 +1,65 @@
+"""Serving the API with uvicorn: on its own (``narrowcast serve``) or inside the worker.
+
+Inside the worker (``narrowcast run --http``) the daemon owns the signals: the
+server must not install its own handlers, and it stops when the daemon's
+``stopping`` event is set, finishing the requests in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to its host process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def config(app: FastAPI, host: str, port: int, *, log_level: str = "info") -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        # Behind a reverse proxy the client address comes from X-Forwarded-For.
+        proxy_headers=True,
+        server_header=False,
+        access_log=False,
+    )
+
+
+def serve(app: FastAPI, host: str, port: int) -> None:
+    """Serve until SIGTERM or Ctrl-C (uvicorn's own signal handling)."""
+    uvicorn.Server(config(app, host, port)).run()
+
+
+def in_process(
+    app: FastAPI, host: str, port: int
+) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """A coroutine factory for ``Daemon.run(serve=…)``: serve until ``stopping`` is set."""
+
+    async def serve_until(stopping: asyncio.Event) -> None:
+        server = _QuietServer(config(app, host, port))
+
+        async def stop_when_asked() -> None:
+            await stopping.wait()
+            server.should_exit = True
+
+        watcher = asyncio.create_task(stop_when_asked())
+        try:
+            await server.serve()
+        finally:
+            watcher.cancel()
+        if not stopping.is_set():  # the port was taken, or uvicorn failed to start
+            raise SystemExit(f"the HTTP API could not serve on {host}:{port}; see the log above")
+
+    return serve_until
