@@ -1,4 +1,4 @@
-"""``narrowcast serve`` and ``narrowcast run --http``: the API on a real port, stopped by SIGTERM."""
+"""`narrowcast serve` and `narrowcast run --http`: the API on a real port, stopped by SIGTERM."""
 
 from __future__ import annotations
 
