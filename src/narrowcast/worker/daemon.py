@@ -125,6 +125,7 @@ class Daemon:
     def _reload(self) -> None:
         changed = self.worker.library.reload(force=True)
         log.info("SIGHUP: campaigns reloaded%s", "" if changed else " (no change)")
+        self.worker.template_folder.reload()
         self._schedule_next_occurrence()
 
     async def _plan(self) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from narrowcast.campaigns.loader import campaign_paths, load_campaigns
 from narrowcast.campaigns.model import Campaign
+from narrowcast.render.templates import Templates
 from narrowcast.segments.definitions import DefinitionError, Definitions, load_definitions
 
 log = logging.getLogger("narrowcast.worker")
@@ -90,6 +91,54 @@ class CampaignLibrary:
         for path in files:
             try:
                 stamps[path] = path.stat().st_mtime
+            except OSError:
+                continue
+        return stamps
+
+
+@dataclass
+class TemplateFolder:
+    """The worker's templates: recompiled when files change, only once they all compile.
+
+    Compiled templates are cached for the life of the process, so without this
+    an edited template would not be used until a restart. A change that does
+    not compile (a half-saved file, a typo in a tag) is reported and the
+    previous templates stay in use until the folder compiles again.
+    """
+
+    templates: Templates
+    problems: list[str] = field(default_factory=list)
+    _stamps: dict[str, float] | None = None
+
+    def reload(self) -> bool:
+        """Recompile if any template changed and all compile; True when recompiled."""
+        stamps = self._current_stamps()
+        if self._stamps is None:
+            self._stamps = stamps
+            return False
+        if stamps == self._stamps:
+            return False
+        changed = [name for name, stamp in stamps.items() if self._stamps.get(name) != stamp]
+        self._stamps = stamps
+        # A fresh folder object: the running one has the old files compiled and cached.
+        errors = Templates(self.templates.root).check_syntax(changed)
+        if errors:
+            self.problems = [str(error) for error in errors]
+            log.error(
+                "templates changed but do not compile; still using the previous ones:\n  %s",
+                "\n  ".join(self.problems),
+            )
+            return False
+        self.problems = []
+        self.templates.reload()
+        log.info("templates reloaded (%d changed)", len(changed))
+        return True
+
+    def _current_stamps(self) -> dict[str, float]:
+        stamps = {}
+        for name in self.templates.names():
+            try:
+                stamps[name] = (self.templates.root / name).stat().st_mtime
             except OSError:
                 continue
         return stamps

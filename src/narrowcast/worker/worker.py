@@ -27,7 +27,7 @@ from narrowcast.render.renderer import Renderer
 from narrowcast.segments.language import parse_duration
 from narrowcast.segments.membership import Snapshot, snapshot
 from narrowcast.store import Store
-from narrowcast.worker.library import CampaignLibrary
+from narrowcast.worker.library import CampaignLibrary, TemplateFolder
 from narrowcast.worker.runs import RunResult, plan_due
 
 log = logging.getLogger("narrowcast.worker")
@@ -87,6 +87,8 @@ class Worker:
         self.library.reload(force=True)
         # Read the link secret now: a missing variable is reported at start-up.
         self.renderer = Renderer.from_settings(settings, settings.campaigns.templates)
+        self.template_folder = TemplateFolder(self.renderer.templates)
+        self.template_folder.reload()
         folder = root or (settings.source.parent if settings.source else Path.cwd())
         context = ChannelContext(
             store=store, config_file=settings.source, root=folder, clock=self.clock.now
@@ -105,6 +107,7 @@ class Worker:
 
     def plan(self) -> list[RunResult]:
         self.library.reload()
+        self.template_folder.reload()
         return plan_due(
             self.store,
             self.outbox,
