@@ -38,12 +38,13 @@ single writer (``BEGIN IMMEDIATE``) and one worker.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from narrowcast.planning.planner import PlanEntry, Summary
@@ -125,6 +126,7 @@ class Outbox:
             "occurrence": occurrence,
             "state": "planning",
             "created_at": now,
+            "heartbeat_at": now,
         }
         with self.store.begin() as conn:
             inserted = conn.execute(
@@ -138,8 +140,11 @@ class Outbox:
         """Take over a run that failed (the database away mid-write…) or was left in
         ``planning`` by a worker that died; None if there is none.
 
-        Planning again is safe: outbox rows are keyed on (campaign, occurrence,
-        customer), so what the first attempt wrote is not written twice.
+        A worker that died is one whose run has shown no sign of life (the
+        heartbeat each written batch leaves) for ``stale``: a live worker still
+        writing a big audience keeps its run. Planning again is safe anyway:
+        outbox rows are keyed on (campaign, occurrence, customer), so what the
+        first attempt wrote is not written twice.
         """
         runs = campaign_runs
         with self.store.begin() as conn:
@@ -149,9 +154,14 @@ class Outbox:
                     runs.c.campaign == campaign,
                     runs.c.key == key,
                     (runs.c.state == "failed")
-                    | ((runs.c.state == "planning") & (runs.c.created_at < now - stale)),
+                    | (
+                        (runs.c.state == "planning")
+                        & (func.coalesce(runs.c.heartbeat_at, runs.c.created_at) < now - stale)
+                    ),
                 )
-                .values(state="planning", created_at=now, finished_at=None, error=None)
+                .values(
+                    state="planning", created_at=now, heartbeat_at=now, finished_at=None, error=None
+                )
                 .returning(campaign_runs.c.id)
             ).scalar_one_or_none()
         return int(row) if row is not None else None
@@ -165,7 +175,12 @@ class Outbox:
         entries: Iterable[PlanEntry],
         now: datetime,
     ) -> int:
-        """Write plan entries in batches (each its own transaction); returns rows written."""
+        """Write plan entries in batches (each its own transaction); returns rows written.
+
+        Each batch also moves the run's heartbeat (``now`` plus the time spent
+        writing), so that other workers see the run is alive.
+        """
+        started = time.monotonic()
         written = 0
         batch: list[dict[str, Any]] = []
         for entry in entries:
@@ -189,14 +204,27 @@ class Outbox:
                 }
             )
             if len(batch) >= _BATCH:
-                written += self._write(batch)
+                beat = now + timedelta(seconds=time.monotonic() - started)
+                written += self._write(batch, run_id, beat)
                 batch = []
         if batch:
-            written += self._write(batch)
+            written += self._write(
+                batch, run_id, now + timedelta(seconds=time.monotonic() - started)
+            )
         return written
 
-    def _write(self, rows: list[dict[str, Any]]) -> int:
+    def beat(self, run_id: int, at: datetime) -> None:
+        """Record that the worker planning ``run_id`` is alive at ``at``."""
         with self.store.begin() as conn:
+            conn.execute(
+                update(campaign_runs).where(campaign_runs.c.id == run_id).values(heartbeat_at=at)
+            )
+
+    def _write(self, rows: list[dict[str, Any]], run_id: int, beat: datetime) -> int:
+        with self.store.begin() as conn:
+            conn.execute(
+                update(campaign_runs).where(campaign_runs.c.id == run_id).values(heartbeat_at=beat)
+            )
             statement = _insert_ignoring(conn, outbox, ["dedupe_key"]).returning(outbox.c.id)
             # RETURNING yields only the rows inserted: a repeat (same dedupe key) yields none.
             return len(conn.execute(statement, rows).all())

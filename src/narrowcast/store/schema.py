@@ -385,6 +385,7 @@ campaign_runs = Table(
     Column("created_at", Instant, nullable=False),
     Column("finished_at", Instant),
     Column("error", Text),
+    Column("heartbeat_at", Instant, comment="last sign of life of the worker planning it (0006)"),
     UniqueConstraint("campaign", "key"),
     CheckConstraint(_one_of("kind", RUN_KINDS), name="kind"),
     CheckConstraint(_one_of("state", RUN_STATES), name="state"),
