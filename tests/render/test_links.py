@@ -55,8 +55,8 @@ def test_links_build_full_urls(signer: Signer) -> None:
     click = links.click(9, URL)
     assert click.startswith(f"{BASE_URL}/r/")
     assert signer.verify_click(click.rsplit("/", 1)[1]).url == URL
-    assert links.unsubscribe("c-1").startswith(f"{BASE_URL}/unsubscribe/")
-    assert links.preferences("c-1").startswith(f"{BASE_URL}/preferences/")
+    assert links.unsubscribe("c-1").startswith(f"{BASE_URL}/u/")
+    assert links.preferences("c-1").startswith(f"{BASE_URL}/u/")
 
 
 def test_expiry(signer: Signer) -> None:

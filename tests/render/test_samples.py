@@ -76,7 +76,7 @@ def test_cart_abandoner_email(
         (11, "https://shop.example.com/p/maravilla-leather-boots"),
         (11, "https://shop.example.com/cart"),
     ]
-    assert f"{BASE_URL}/unsubscribe/" in message["html"]
+    assert f"{BASE_URL}/u/" in message["html"]
 
 
 def test_cart_abandoner_push(shipped: Renderer) -> None:

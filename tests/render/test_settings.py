@@ -130,7 +130,7 @@ def test_renderer_from_settings(tmp_path: Path) -> None:
     path = _config(tmp_path, '[links]\nbase_url = "https://n.example"\nsecret_env = "S"\n')
     renderer = Renderer.from_settings(load_settings(path, env={}), tmp_path, env={"S": GOOD})
     link = renderer.links.unsubscribe("c-1")
-    assert link.startswith("https://n.example/unsubscribe/")
+    assert link.startswith("https://n.example/u/")
     assert renderer.links.signer.verify_unsubscribe(link.rsplit("/", 1)[1]).customer_id == "c-1"
 
 

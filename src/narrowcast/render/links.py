@@ -10,8 +10,13 @@ token it was given. An optional expiry (``x``, Unix seconds) is part of the
 signed payload.
 
     click        {base_url}/r/{token}             payload: outbox id, the exact URL
-    unsubscribe  {base_url}/unsubscribe/{token}   payload: customer id, channel?, purpose?
-    preferences  {base_url}/preferences/{token}   payload: customer id
+    unsubscribe  {base_url}/u/{token}             payload: customer id, channel?, purpose?
+    preferences  {base_url}/u/{token}             payload: customer id
+
+Unsubscribe and preferences tokens share ``/u/``: one page verifies either
+(``api/pages.py``) — the unsubscribe button and the preference centre, and
+RFC 8058 one-click POSTs. Links sent before that went to ``/unsubscribe/``
+and ``/preferences/``, which the API still serves.
 
 The redirect endpoint verifies a click token and redirects only to the URL
 inside it — a URL the message really contained — and records the click for
@@ -42,8 +47,8 @@ Purpose = Literal["click", "unsubscribe", "preferences"]
 PURPOSES: tuple[Purpose, ...] = ("click", "unsubscribe", "preferences")
 PATHS: dict[Purpose, str] = {
     "click": "/r/",
-    "unsubscribe": "/unsubscribe/",
-    "preferences": "/preferences/",
+    "unsubscribe": "/u/",
+    "preferences": "/u/",
 }
 """Where each kind of token goes under the base URL (the HTTP API routes these)."""
 
