@@ -141,8 +141,11 @@ def apply(conn: Connection, payload: Sequence[Mapping[str, Any]], now: datetime)
                 extra={"provider": "sendgrid", **{k: event[k] for k in _EXTRA if k in event}},
             )
         )
-    outcome.recorded = record(conn, responses)
-    outcome.duplicates += len(responses) - outcome.recorded  # lost a race with a retry
+    # Events already stored were set aside above, so these are new (a concurrent
+    # retry of the same batch is skipped by the unique event_id). record()'s own
+    # count is not used: PostgreSQL reports no rowcount for a multi-row insert.
+    record(conn, responses)
+    outcome.recorded = len(responses)
     if suppress:
         insert_ignoring_conflicts(
             conn,
