@@ -46,7 +46,7 @@ table{border-collapse:collapse;width:100%}td,th{padding:.4rem;text-align:left;
 border-bottom:1px solid #ddd}button{font:inherit;padding:.6rem 1.2rem;border:0;
 border-radius:6px;background:#1f5fbf;color:#fff;cursor:pointer;margin-top:1rem}
 .notice{background:#e8f4ea;border-left:4px solid #2e7d32;padding:.6rem 1rem}
-.muted{color:#555;font-size:.9rem}
+.muted{color:#555;font-size:.9rem}td:first-child::first-letter{text-transform:uppercase}
 </style>
 </head>
 <body><main>{% block main %}{% endblock %}</main></body>
