@@ -162,7 +162,7 @@
   var STYLE =
     ".nc-msg{font:15px/1.4 system-ui,sans-serif;color:#1d1d1f;box-sizing:border-box;z-index:2147483000}" +
     ".nc-msg *{box-sizing:border-box}" +
-    ".nc-banner{position:fixed;top:0;left:0;right:0;background:#fff7d6;border-bottom:1px solid #e0c96b;padding:10px 48px 10px 16px;display:flex;gap:12px;align-items:center;flex-wrap:wrap}" +
+    ".nc-banner{position:sticky;top:0;background:#fff7d6;border-bottom:1px solid #e0c96b;padding:10px 48px 10px 16px;display:flex;gap:12px;align-items:center;flex-wrap:wrap}" +
     ".nc-toast{position:fixed;right:16px;bottom:16px;max-width:360px;background:#fff;border:1px solid #ccc;border-radius:8px;box-shadow:0 4px 16px rgba(0,0,0,.2);padding:14px 44px 14px 16px}" +
     ".nc-backdrop{position:fixed;inset:0;background:rgba(0,0,0,.45);display:flex;align-items:center;justify-content:center;z-index:2147483000}" +
     ".nc-modal{position:relative;background:#fff;border-radius:10px;max-width:440px;width:calc(100% - 32px);padding:24px}" +
