@@ -129,6 +129,29 @@ def test_one_message_per_placement_customer_first_then_newest(api: Api, client: 
     ]
 
 
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("https://shop.test/boots?a=1", True),
+        ("http://shop.test/", True),
+        ("/boots", True),
+        (" javascript:alert(1)", False),
+        ("JAVASCRIPT:alert(1)", False),
+        ("data:text/html,<script>alert(1)</script>", False),
+        ("vbscript:x", False),
+        ("boots", False),
+        ("https:///nohost", False),
+    ],
+)
+def test_only_web_links_and_shop_paths_are_passed_on(
+    api: Api, client: TestClient, url: str, kept: bool
+) -> None:
+    web_message(api.store, "x", parts={"title": "x", "body": "y", "cta_url": url, "image": url})
+    (message,) = client.get("/v1/web-messages", params={"visitor": VISITOR}).json()["messages"]
+    expected = url.strip() if kept else None
+    assert message["cta_url"] == message["image"] == expected
+
+
 def test_parts_reach_the_page_but_only_web_links(api: Api, client: TestClient) -> None:
     message_id = web_message(
         api.store,

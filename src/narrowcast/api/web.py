@@ -39,12 +39,13 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy import (
     Connection,
+    Integer,
     RowMapping,
+    Select,
     String,
+    bindparam,
     case,
-    cast,
     func,
-    literal,
     or_,
     select,
     update,
@@ -199,26 +200,44 @@ def targeted(
     max_views: int,
 ) -> Sequence[RowMapping]:
     """The ``web_messages`` rows for one visit, at most one per placement, by placement."""
+    params: dict[str, Any] = {
+        "keys": visitor_keys(customer, visitor),
+        "visitors": ["any", "returning" if returning else "new"],
+        "referrer": referrer,
+        "referrer_list": [referrer],
+        "path": path,
+        "now": now,
+        "max_views": max_views,
+    }
+    if customer is not None:
+        params["customer"] = customer
+    statement = _targeting(conn.dialect.name, customer is not None)
+    return conn.execute(statement, params).mappings().all()
+
+
+@lru_cache(maxsize=8)
+def _targeting(dialect: str, known_customer: bool) -> Select[Any]:
+    """The targeting statement, built once: building it per request costs more than running it."""
     m = web_messages.c
     v = web_views.c
     finished = (
         select(v.web_message_id)
         .where(
             v.web_message_id == m.id,
-            v.visitor.in_(visitor_keys(customer, visitor)),
+            v.visitor.in_(bindparam("keys", expanding=True)),
             or_(
                 v.dismissed_at.is_not(None),
                 v.clicked_at.is_not(None),
                 v.answered_at.is_not(None),
-                v.views >= max_views,
+                v.views >= bindparam("max_views", type_=Integer),
             ),
         )
         .exists()
     )
     audience = (
-        m.customer_id.is_(None)
-        if customer is None
-        else or_(m.customer_id.is_(None), m.customer_id == customer)
+        or_(m.customer_id.is_(None), m.customer_id == bindparam("customer", type_=String))
+        if known_customer
+        else m.customer_id.is_(None)
     )
     rank = (
         func.row_number()
@@ -232,21 +251,19 @@ def targeted(
         )
         .label("rank")
     )
-    dialect = conn.dialect.name
     candidates = (
         select(web_messages, rank)
         .where(
             audience,
-            or_(m.expires_at.is_(None), m.expires_at > now),
-            m.visitor.in_(("any", "returning" if returning else "new")),
-            _referrer_matches(dialect, referrer),
-            _path_matches(dialect, path),
+            or_(m.expires_at.is_(None), m.expires_at > bindparam("now", type_=m.expires_at.type)),
+            m.visitor.in_(bindparam("visitors", expanding=True)),
+            _referrer_matches(dialect),
+            _path_matches(dialect),
             ~finished,
         )
         .subquery()
     )
-    query = select(candidates).where(candidates.c.rank == 1).order_by(candidates.c.placement)
-    return conn.execute(query).mappings().all()
+    return select(candidates).where(candidates.c.rank == 1).order_by(candidates.c.placement)
 
 
 def visitor_keys(customer: str | None, visitor: str) -> list[str]:
@@ -257,23 +274,23 @@ def visitor_keys(customer: str | None, visitor: str) -> list[str]:
     return keys
 
 
-def _referrer_matches(dialect: str, referrer: str) -> ColumnElement[bool]:
+def _referrer_matches(dialect: str) -> ColumnElement[bool]:
     column = web_messages.c.referrers
     if dialect == "postgresql":
         return or_(
             func.jsonb_array_length(column) == 0,
-            column.op("@>")(cast([referrer], JSONB)),
+            column.op("@>")(bindparam("referrer_list", type_=JSONB)),
         )
     each = func.json_each(column).table_valued("value")
     return or_(
         func.json_array_length(column) == 0,
-        select(each.c.value).where(each.c.value == referrer).exists(),
+        select(each.c.value).where(each.c.value == bindparam("referrer", type_=String)).exists(),
     )
 
 
-def _path_matches(dialect: str, path: str) -> ColumnElement[bool]:
+def _path_matches(dialect: str) -> ColumnElement[bool]:
     glob = web_messages.c.path
-    page = literal(path, String)
+    page = bindparam("path", type_=String)
     if dialect == "postgresql":
         # LIKE's escape character is the backslash by default on PostgreSQL.
         pattern: ColumnElement[str] = glob
@@ -405,13 +422,16 @@ def _message(row: RowMapping) -> WebMessage:
 
 
 def _web_url(url: Any) -> str | None:
-    """Only http(s) links reach a page: never ``javascript:`` or ``data:``."""
+    """Only http(s) links and paths on the shop reach a page: never ``javascript:`` or ``data:``."""
     if not isinstance(url, str):
         return None
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return None
-    return url.strip()
+    link: str = url.strip()
+    parts = urlsplit(link)
+    if parts.scheme.lower() in ("http", "https") and parts.netloc:
+        return link
+    if not parts.scheme and link.startswith("/"):
+        return link  # relative to the shop's page, as the snippet resolves it
+    return None
 
 
 @lru_cache(maxsize=1)
