@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -233,8 +234,13 @@ def test_a_returning_visitor_sees_the_returning_message_and_not_the_guide(
     site: Site, page: Page
 ) -> None:
     web_message(site.api.store, 1, "New here? Start with our guide", visitor="new")
-    web_message(
-        site.api.store, 2, "Welcome back: new arrivals", visitor="returning", placement="toast"
+    toast_id = web_message(
+        site.api.store,
+        2,
+        "Welcome back: new arrivals",
+        visitor="returning",
+        placement="toast",
+        parts={"title": "Welcome back: new arrivals", "cta_label": "See them", "cta_url": "/new/"},
     )
     # A visitor id from an earlier session, in the shop's first-party cookie.
     visitor = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
@@ -247,6 +253,19 @@ def test_a_returning_visitor_sees_the_returning_message_and_not_the_guide(
     expect(toast).to_be_visible()
     expect(page.get_by_text("New here? Start with our guide")).to_have_count(0)
     site.screenshot(page, "returning-visitor")
+
+    # The call to action is a plain link to the shop's page; the click is reported on the way.
+    toast.get_by_role("link", name="See them").click()
+    page.wait_for_url(site.shop.url("/new/"))
+    settle(page)
+    # The report outlives the page it left (fetch keepalive), so it is awaited in the store.
+    deadline = time.monotonic() + 5
+    while web_view(site.api.store, toast_id)["clicked_at"] is None:
+        assert time.monotonic() < deadline, "the click on the call to action was not reported"
+        time.sleep(0.05)
+    page.reload()
+    settle(page)
+    expect(page.get_by_text("Welcome back: new arrivals")).to_have_count(0)
 
 
 def test_a_dismissed_banner_is_recorded_and_does_not_come_back(site: Site, page: Page) -> None:
