@@ -96,12 +96,18 @@ def facts_query(
     customer and fact. For a ``small`` audience (a trigger's, one customer) the
     passes look the audience's rows up by customer; for a large one they scan
     the recent slice of each table once, which is cheaper than a lookup per member.
+
+    Only the facts the candidate ``channels`` can use are read: consent for those
+    channels, sessions only for ``in_app`` and ``web``, device tokens only for
+    ``push`` (the session pass alone is most of the query's cost). ``FactsReader``
+    gives the missing ones their "nothing known" value, which no stage reads.
     """
     members = audience.cte("members")
     mine: Select[Any] | None = select(members.c.id) if small else None
     c = customers
-    consent = _consent_table(campaign.purpose, mine)
-    sessions = _session_table(now, settings, mine)
+    consented = tuple(ch for ch in _CONSENTED if ch in channels)
+    consent = _consent_table(campaign.purpose, consented, mine) if consented else None
+    sessions = _session_table(now, settings, mine) if {"in_app", "web"} & set(channels) else None
     sent = _sent_table(campaign, now, channels, settings, mine)
     last = _last_table(campaign, now, mine)
     tokens = (
@@ -112,6 +118,8 @@ def facts_query(
         )
         .group_by(device_tokens.c.customer_id)
         .subquery("tokens")
+        if "push" in channels
+        else None
     )
     blocking = (
         ("unsubscribed", "hard_bounce", "spam_complaint", "manual")
@@ -119,13 +127,20 @@ def facts_query(
         else ("hard_bounce", "spam_complaint")
     )
     blocked = suppressions.alias("blocked")
+    joined = members.join(c, c.c.id == members.c.id)
+    columns: list[ColumnElement[Any]] = [c.c.id, c.c.email, c.c.timezone, c.c.locale]
+    if consent is not None:
+        joined = joined.outerjoin(consent, consent.c.customer_id == c.c.id)
+        columns += [consent.c[f"consent_{ch}"] for ch in consented]
+    if sessions is not None:
+        joined = joined.outerjoin(sessions, sessions.c.customer_id == c.c.id)
+        columns += [sessions.c.last_app, sessions.c.last_web]
+    if tokens is not None:
+        joined = joined.outerjoin(tokens, tokens.c.customer_id == c.c.id)
+        columns.append(tokens.c.customer_id.is_not(None).label("push_token"))
     joined = (
-        members.join(c, c.c.id == members.c.id)
-        .outerjoin(consent, consent.c.customer_id == c.c.id)
-        .outerjoin(sessions, sessions.c.customer_id == c.c.id)
-        .outerjoin(sent, sent.c.customer_id == c.c.id)
+        joined.outerjoin(sent, sent.c.customer_id == c.c.id)
         .outerjoin(last, last.c.customer_id == c.c.id)
-        .outerjoin(tokens, tokens.c.customer_id == c.c.id)
         .outerjoin(
             blocked,
             and_(
@@ -135,13 +150,8 @@ def facts_query(
             ),
         )
     )
-    columns: list[ColumnElement[Any]] = [c.c.id, c.c.email, c.c.timezone, c.c.locale]
-    columns += [consent.c[f"consent_{ch}"] for ch in _CONSENTED]
     columns += [
         blocked.c.address.is_not(None).label("email_suppressed"),
-        tokens.c.customer_id.is_not(None).label("push_token"),
-        sessions.c.last_app,
-        sessions.c.last_web,
         *(column for column in sent.c if column.name != "customer_id"),
         last.c.last_received,
         members.c.trigger_at,
@@ -153,16 +163,20 @@ def _among(column: Any, mine: Select[Any] | None) -> list[ColumnElement[bool]]:
     return [] if mine is None else [column.in_(mine)]
 
 
-def _consent_table(purpose: str, mine: Select[Any] | None) -> Any:
+def _consent_table(purpose: str, channels: tuple[str, ...], mine: Select[Any] | None) -> Any:
     """One row per audience member with a consent: 1 granted, 0 refused, per channel."""
     k = consents
     columns = [
         func.max(case((k.c.channel == ch, case((k.c.granted, 1), else_=0)))).label(f"consent_{ch}")
-        for ch in _CONSENTED
+        for ch in channels
     ]
     return (
         select(k.c.customer_id, *columns)
-        .where(k.c.purpose == purpose, *_among(k.c.customer_id, mine))
+        .where(
+            k.c.purpose == purpose,
+            k.c.channel.in_(channels),
+            *_among(k.c.customer_id, mine),
+        )
         .group_by(k.c.customer_id)
         .subquery("consent")
     )
@@ -269,17 +283,27 @@ def _last_table(campaign: Campaign, now: datetime, mine: Select[Any] | None) -> 
 
 
 class FactsReader:
-    """Turns rows of ``facts_query`` into ``Facts``, by column position (the hot path)."""
+    """Turns rows of ``facts_query`` into ``Facts``, by column position.
+
+    ``at`` maps each column name to its position, for the planner's hot path,
+    which reads the row itself; ``Facts`` are built only to explain a decision.
+    """
 
     def __init__(self, columns: list[str], channels: tuple[str, ...]) -> None:
         at = {name: index for index, name in enumerate(columns)}
-        self._at = at
-        self._consent = [(ch, at[f"consent_{ch}"]) for ch in _CONSENTED]
+        self.at = at
+        self._consent = [(ch, at[f"consent_{ch}"]) for ch in _CONSENTED if f"consent_{ch}" in at]
         self._day = [(ch, at[f"sent_day_{ch}"]) for ch in channels if f"sent_day_{ch}" in at]
         self._week = [(ch, at[f"sent_week_{ch}"]) for ch in channels if f"sent_week_{ch}" in at]
+        self.per_channel = (self._day, self._week)
+        """(channel, position) of the per-channel day and week counts, when capped."""
 
     def __call__(self, row: Any) -> Facts:
-        at = self._at
+        at = self.at
+
+        def value(name: str) -> Any:
+            return row[at[name]] if name in at else None  # a fact no candidate channel uses
+
         return Facts(
             customer_id=row[at["id"]],
             email=row[at["email"]],
@@ -287,9 +311,9 @@ class FactsReader:
             locale=row[at["locale"]],
             consent={ch: _bool(row[i]) for ch, i in self._consent},
             email_suppressed=bool(row[at["email_suppressed"]]),
-            push_token=bool(row[at["push_token"]]),
-            last_app=row[at["last_app"]],
-            last_web=row[at["last_web"]],
+            push_token=bool(value("push_token")),
+            last_app=value("last_app"),
+            last_web=value("last_web"),
             sent_day=int(row[at["sent_day"]] or 0),
             sent_week=int(row[at["sent_week"]] or 0),
             sent_day_by_channel={ch: int(row[i] or 0) for ch, i in self._day},

@@ -29,11 +29,11 @@ batches and nothing is held per customer. The stages, in order:
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from hashlib import blake2b
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -52,6 +52,11 @@ from narrowcast.store.schema import Instant, customers, events, segment_transiti
 # Channels that interrupt the customer; in-app and web messages wait to be seen.
 NOT_INTERRUPTING = frozenset({"in_app", "web"})
 STAGES = ("audience", "consent", "suppression", "reentry", "frequency", "unless", "holdout")
+# What makes a customer reachable on a channel: a column that is not NULL (or false).
+_REACH = {"email": "email", "push": "push_token", "in_app": "last_app", "web": "last_web"}
+_HELD: tuple[str | None, int, str] = (None, -1, "(holdout)")
+_Timing = tuple[datetime, datetime, int]
+"""send_at, expires_at, local hour."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,36 @@ class _Rules:
     delay: timedelta
     fixed_time: time | None
     occurrence: datetime | None
+    triggered: bool
+    schedule_kind: str
+    marketing: bool
+
+
+class _Assignment:
+    """Holdout and variant draws of one campaign: the hash prefixes and weights, once."""
+
+    __slots__ = (
+        "holdout",
+        "prefix_holdout",
+        "prefix_variant",
+        "names",
+        "weights",
+        "bounds",
+        "total",
+    )
+
+    def __init__(self, campaign: Campaign) -> None:
+        self.holdout = campaign.holdout
+        self.prefix_holdout = f"{campaign.name}\x00holdout\x00".encode()
+        self.prefix_variant = f"{campaign.name}\x00variant\x00".encode()
+        self.names = tuple(v.name for v in campaign.variants)
+        self.weights = tuple(v.weight for v in campaign.variants)
+        self.total = sum(v.weight for v in campaign.variants)
+        bounds, running = [], 0.0
+        for variant in campaign.variants:
+            running += variant.weight  # the same additions, in the same order, as ever
+            bounds.append(running)
+        self.bounds = tuple(bounds)
 
 
 class Plan:
@@ -123,6 +158,7 @@ class Plan:
         self._unless = unless
         self.cancelled: set[str] = set()
         """Customers for whom ``unless`` holds now (their due triggers are cancelled)."""
+        schedule_kind = campaign.schedule_kind
         self.rules = _Rules(
             channels=planner.candidate_channels(campaign),
             window=Span.parse(campaign.window) if campaign.window else None,
@@ -133,27 +169,116 @@ class Plan:
                 clock(campaign.send_time) if campaign.send_time not in ("now", "auto") else None
             ),
             occurrence=datetime.fromisoformat(key) if key else None,
+            triggered=schedule_kind in ("on_enter", "on_event"),
+            schedule_kind=schedule_kind,
+            marketing=campaign.purpose == "marketing",
         )
+        self.assignment = _Assignment(campaign)
         self.summary = Summary()
-        self.timings: dict[tuple[str, datetime, bool], tuple[datetime, datetime, int]] = {}
+        self.timings: dict[tuple[str, datetime, bool], _Timing] = {}
         self.best_hour: tuple[int, str] | None = None
         self.explanations: dict[str, list[tuple[str, str]]] = {}
         self._query = query
         self._key = key
+        # Tallies of the hot path, added to ``summary`` after every batch.
+        self._passed = [0] * len(STAGES)
+        """How many customers stopped after passing exactly this many stages."""
+        self._placed: Counter[tuple[str | None, int, str]] = Counter()
+        """(channel, local hour, variant) of the planned entries, (None, -1, "(holdout)")
+        for the holdout group; a Counter keeps the order in which they first appear."""
+        self._no_channel: dict[int, str] = {}
+        """The consent stage's reasons, by the channels that cannot be reached."""
+        now = planner.now
+        occurrence = self.rules.occurrence
+        self._base = max(occurrence, now) if occurrence is not None else now
+        """The base send instant of every customer without a trigger of their own."""
+        self._zone_timings: tuple[dict[str, _Timing], dict[str, _Timing]] = ({}, {})
+        """``timings`` for ``_base``, by zone only: without, then with quiet hours."""
+        self._dedupe = f"{campaign.name}|{key}|" if key else None
+        # Set from the query's columns when iteration starts.
+        self._read: FactsReader | None = None
+        self._columns = (0,) * 8
+        self._checks: tuple[tuple[str, int, bool, int, bool, int], ...] = ()
+        self._rank: dict[str, tuple[float, int]] | None = None
+        self._per_channel: tuple[list[tuple[str, int]], list[tuple[str, int]]] | None = None
 
     def __iter__(self) -> Iterator[PlanEntry | Dropped]:
         planner = self.planner
-        channels = self.rules.channels
         batch = planner.settings.batch_size
         if self._unless is not None:
             self.cancelled = {str(i) for i in planner.conn.execute(self._unless).scalars()}
         statement = self._query.execution_options(yield_per=batch)
         result = planner.conn.execute(statement)
-        read = FactsReader(list(result.keys()), channels)
-        decide, key = planner.decide, self._key
-        for part in result.partitions(batch):
-            for row in part:
-                yield decide(self, read(row), key)
+        self._prepare(list(result.keys()))
+        decide = planner.decide
+        try:
+            for part in result.partitions(batch):
+                for row in part:
+                    yield decide(self, row)
+                self._tally()
+        finally:
+            self._tally()
+
+    def facts(self, row: Any) -> Facts:
+        """The ``Facts`` of one row of the plan's query (to explain a decision)."""
+        assert self._read is not None
+        return self._read(row)
+
+    def _prepare(self, columns: list[str]) -> None:
+        """Column positions and per-channel checks for ``Planner.decide``."""
+        read = FactsReader(columns, self.rules.channels)
+        self._read = read
+        at = read.at
+        self._columns = (
+            at["id"],
+            at["timezone"],
+            at["locale"],
+            at["email_suppressed"],
+            at["sent_day"],
+            at["sent_week"],
+            at["last_received"],
+            at["trigger_at"],
+        )
+        strict = self.rules.marketing
+        checks = []
+        for index, channel in enumerate(self.rules.channels):
+            reach = _REACH.get(channel)
+            checks.append(
+                (
+                    channel,
+                    -1 if reach is None else at[reach],
+                    channel == "push",  # a flag, not a value that may be missing
+                    at.get(f"consent_{channel}", -1),
+                    strict and channel in ("email", "push"),
+                    1 << index,
+                )
+            )
+        self._checks = tuple(checks)
+        per_channel = read.per_channel
+        self._per_channel = per_channel if per_channel[0] or per_channel[1] else None
+        if self.campaign.channel == "auto":
+            rates = self.planner._engagement[self.campaign.name].channels.rates
+            order = self.planner.settings.channel_order
+            self._rank = {ch: (rates.get(ch, 0.0), -order.index(ch)) for ch in order}
+
+    def _tally(self) -> None:
+        """Move the hot path's tallies into ``summary``."""
+        summary = self.summary
+        passed = self._passed
+        remaining = sum(passed)
+        for index, stage in enumerate(STAGES[:-1]):
+            summary.counts[stage] += remaining
+            remaining -= passed[index + 1]
+        for (channel, hour, variant), n in self._placed.items():
+            summary.variants[variant] += n
+            if channel is None:
+                summary.counts["holdout"] += n
+                continue
+            summary.planned += n
+            summary.channels[channel] += n
+            summary.local_hours[hour] += n
+        self._passed = [0] * len(STAGES)
+        self._placed = Counter()
 
 
 class Planner:
@@ -284,61 +409,85 @@ class Planner:
             return self.settings.channel_order
         return campaign.channel
 
-    def decide(self, plan: Plan, facts: Facts, key: str) -> PlanEntry | Dropped:
+    def decide(self, plan: Plan, row: Any) -> PlanEntry | Dropped:
+        """The outcome for one row of ``plan``'s query, through the stages above.
+
+        This runs once per customer, so it reads the row by position, leaves the
+        stage counts to the plan's tallies, and builds ``Facts`` and the notes
+        only when explaining.
+        """
         campaign = plan.campaign
         rules = plan.rules
-        summary = plan.summary
-        notes: list[tuple[str, str]] | None = [] if self.explain else None
-        counts = summary.counts
-        counts["audience"] += 1
-        channels = rules.channels
-        reached = [ch for ch in channels if _reachable(ch, facts)]
-        consented = [ch for ch in reached if _consented(ch, facts, campaign.purpose)]
-        if notes is not None:
-            notes.append(("audience", _audience_note(campaign, facts)))
-            notes.append(("consent", _consent_note(channels, facts, campaign.purpose)))
+        i_id, i_zone, i_locale, i_suppressed, i_day, i_week, i_last, i_trigger = plan._columns
+        customer_id = row[i_id]
+        facts = plan.facts(row) if self.explain else None
+        notes: list[tuple[str, str]] | None = None
+        if facts is not None:
+            notes = [
+                ("audience", _audience_note(campaign, facts)),
+                ("consent", _consent_note(rules.channels, facts, campaign.purpose)),
+            ]
+        consented: list[str] = []
+        unreachable = 0  # a bit per candidate channel the customer cannot be reached on
+        for candidate, reach, truthy, consent, strict, bit in plan._checks:
+            if reach >= 0:
+                value = row[reach]
+                if value is None or (truthy and not value):
+                    unreachable |= bit
+                    continue
+            given = row[consent] if consent >= 0 else None  # 1 granted, 0 refused, None
+            if given if strict else (given is None or given):
+                consented.append(candidate)
         if not consented:
-            return self._drop(plan, facts, notes, "consent", _no_channel(channels, facts))
-        counts["consent"] += 1
-        usable = [ch for ch in consented if not (ch == "email" and facts.email_suppressed)]
-        if not usable:
-            return self._drop(plan, facts, notes, "suppression", "the email address is suppressed")
-        counts["suppression"] += 1
+            reason = plan._no_channel.get(unreachable)
+            if reason is None:
+                reason = plan._no_channel[unreachable] = _no_channel(rules.channels, unreachable)
+            return self._drop(plan, customer_id, notes, 1, reason)
+        usable = consented
+        if row[i_suppressed] and "email" in consented:
+            usable = [ch for ch in consented if ch != "email"]
+            if not usable:
+                return self._drop(plan, customer_id, notes, 2, "the email address is suppressed")
         if notes is not None:
-            notes.append(("suppression", "email suppressed" if facts.email_suppressed else "none"))
-        if facts.last_received is not None:
-            when = facts.last_received.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+            notes.append(("suppression", "email suppressed" if row[i_suppressed] else "none"))
+        last_received = row[i_last]
+        if last_received is not None:
+            when = last_received.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
             reason = f"already reached by this campaign ({campaign.max_per_customer}) on {when}"
-            return self._drop(plan, facts, notes, "reentry", reason)
-        counts["reentry"] += 1
-        if campaign.purpose == "marketing":
-            usable, capped = self._frequency(facts, usable)
-            if notes is not None:
+            return self._drop(plan, customer_id, notes, 3, reason)
+        if rules.marketing:
+            usable, capped = self._frequency(plan, row, usable)
+            if facts is not None and notes is not None:
                 notes.append(("frequency", self._frequency_note(facts)))
             if not usable:
-                return self._drop(plan, facts, notes, "frequency", capped)
-        counts["frequency"] += 1
-        base = self._base_time(campaign, rules, facts)
+                return self._drop(plan, customer_id, notes, 4, capped)
+        trigger_at = row[i_trigger]
+        base = plan._base if trigger_at is None else self._base_time(rules, trigger_at)
         if campaign.unless is not None:
-            if base <= self.now and facts.customer_id in plan.cancelled:
+            if base <= self.now and customer_id in plan.cancelled:
                 reason = f"unless holds: {campaign.unless}"
-                return self._drop(plan, facts, notes, "unless", reason)
+                return self._drop(plan, customer_id, notes, 5, reason)
             if notes is not None:
-                checked = "holds" if facts.customer_id in plan.cancelled else "does not hold"
+                checked = "holds" if customer_id in plan.cancelled else "does not hold"
                 when = "now" if base <= self.now else "again at send time"
                 notes.append(("unless", f"{campaign.unless} {checked} now; checked {when}"))
-        counts["unless"] += 1
-        holdout, variant, assignment = _assign(campaign, facts.customer_id)
-        if notes is not None:
-            notes.append(("holdout", assignment))
+        holdout, variant = _assign(plan.assignment, customer_id, notes)
         if holdout:
-            counts["holdout"] += 1
-        channel, probability = (None, 1.0) if holdout else self._channel(campaign, usable, notes)
-        zone_name = facts.timezone or self.settings.default_timezone
+            channel: str | None = None
+            probability = 1.0
+        elif notes is not None or plan._rank is None:
+            channel, probability = self._channel(campaign, usable, notes)
+        else:
+            channel, probability = max(usable, key=plan._rank.__getitem__), 1.0
+        zone_name = row[i_zone] or self.settings.default_timezone
         quiet = rules.quiet if channel not in NOT_INTERRUPTING else None
         # Everyone in one zone with one base instant gets the same times: work them out once.
-        cached = (zone_name, base, quiet is not None)
-        timing = plan.timings.get(cached) if notes is None else None
+        timing = None
+        if notes is None:
+            if base is plan._base:
+                timing = plan._zone_timings[quiet is not None].get(zone_name)
+            else:
+                timing = plan.timings.get((zone_name, base, quiet is not None))
         if timing is None:
             zone = self._zone(zone_name)
             send_at = self._send_time(campaign, rules, base, zone, quiet, notes)
@@ -346,62 +495,79 @@ class Planner:
             if rules.window is not None:
                 expires_at = min(expires_at, window_end(send_at, zone, rules.window))
             timing = (send_at, expires_at, send_at.astimezone(zone).hour)
-            plan.timings[cached] = timing
+            plan.timings[(zone_name, base, quiet is not None)] = timing
+            if base is plan._base:
+                plan._zone_timings[quiet is not None][zone_name] = timing
         send_at, expires_at, local_hour = timing
-        occurrence = key or f"{campaign.schedule_kind}:{_iso(facts.trigger_at)}"
+        if plan._dedupe is not None:
+            dedupe_key = plan._dedupe + customer_id
+        else:
+            occurrence = f"{rules.schedule_kind}:{_iso(trigger_at)}"
+            dedupe_key = f"{campaign.name}|{occurrence}|{customer_id}"
         entry = PlanEntry(
-            customer_id=facts.customer_id,
-            dedupe_key=f"{campaign.name}|{occurrence}|{facts.customer_id}",
-            holdout=holdout,
-            variant=variant,
-            channel=channel,
-            send_at=send_at,
-            expires_at=expires_at,
-            local_hour=local_hour,
-            timezone=zone_name,
-            locale=facts.locale,
-            trigger_at=facts.trigger_at,
-            probability=probability,
+            customer_id,
+            dedupe_key,
+            holdout,
+            variant,
+            channel,
+            send_at,
+            expires_at,
+            local_hour,
+            zone_name,
+            row[i_locale],
+            trigger_at,
+            probability,
         )
-        if not holdout:
-            summary.planned += 1
-            summary.channels[channel or ""] += 1
-            summary.local_hours[local_hour] += 1
-        summary.variants[variant or "(holdout)" if holdout else variant or "(none)"] += 1
+        plan._passed[6] += 1
+        if holdout:
+            plan._placed[_HELD] += 1
+        else:
+            plan._placed[(channel, local_hour, variant or "(none)")] += 1
         if notes is not None:
-            plan.explanations[facts.customer_id] = notes
+            plan.explanations[customer_id] = notes
         return entry
 
     def _drop(
         self,
         plan: Plan,
-        facts: Facts,
+        customer_id: str,
         notes: list[tuple[str, str]] | None,
-        stage: str,
+        passed: int,
         reason: str,
     ) -> Dropped:
+        """Drop the customer at the stage after the ``passed`` first ones."""
+        stage = STAGES[passed]
+        plan._passed[passed] += 1
         plan.summary.reasons[f"{stage}: {reason}"] += 1
         if notes is not None:
             notes.append((stage, f"DROPPED — {reason}"))
-            plan.explanations[facts.customer_id] = notes
-        return Dropped(facts.customer_id, stage, reason)
+            plan.explanations[customer_id] = notes
+        return Dropped(customer_id, stage, reason)
 
-    def _frequency(self, facts: Facts, usable: list[str]) -> tuple[list[str], str]:
+    def _frequency(self, plan: Plan, row: Any, usable: list[str]) -> tuple[list[str], str]:
         frequency = self.settings.frequency
-        if frequency.per_day is not None and facts.sent_day >= frequency.per_day:
-            return [], f"{facts.sent_day} marketing messages in a day (cap {frequency.per_day})"
-        if frequency.per_week is not None and facts.sent_week >= frequency.per_week:
-            return [], f"{facts.sent_week} marketing messages in a week (cap {frequency.per_week})"
+        _, _, _, _, i_day, i_week, _, _ = plan._columns
+        sent_day = row[i_day] or 0
+        if frequency.per_day is not None and sent_day >= frequency.per_day:
+            return [], f"{int(sent_day)} marketing messages in a day (cap {frequency.per_day})"
+        sent_week = row[i_week] or 0
+        if frequency.per_week is not None and sent_week >= frequency.per_week:
+            return [], (f"{int(sent_week)} marketing messages in a week (cap {frequency.per_week})")
+        if not plan._per_channel:
+            return usable, ""
+        day, week = plan._per_channel
+        by_day = {ch: int(row[i] or 0) for ch, i in day}
+        by_week = {ch: int(row[i] or 0) for ch, i in week}
         left = [
             ch
             for ch in usable
             if not (
                 frequency.per_channel_per_day is not None
-                and facts.sent_day_by_channel.get(ch, 0) >= frequency.per_channel_per_day
+                and by_day.get(ch, 0) >= frequency.per_channel_per_day
             )
             and not (
                 frequency.per_channel_per_week is not None
-                and facts.sent_week_by_channel.get(ch, 0) >= frequency.per_channel_per_week
+                and by_week.get(ch, 0) >= frequency.per_channel_per_week
             )
         ]
         return left, "every usable channel is at its own cap"
@@ -434,9 +600,10 @@ class Planner:
             notes.append(("channel", f"{chosen} — {why}; usable: {shown}"))
         return chosen, 1.0
 
-    def _base_time(self, campaign: Campaign, rules: _Rules, facts: Facts) -> datetime:
-        if campaign.triggered and facts.trigger_at is not None:
-            return max(facts.trigger_at.astimezone(UTC) + rules.delay, self.now)
+    def _base_time(self, rules: _Rules, trigger_at: datetime | None) -> datetime:
+        """When the message is due before the window and quiet hours move it."""
+        if rules.triggered and trigger_at is not None:
+            return max(trigger_at.astimezone(UTC) + rules.delay, self.now)
         if rules.occurrence is not None:
             return max(rules.occurrence, self.now)
         return self.now
@@ -510,10 +677,11 @@ def _consented(channel: str, facts: Facts, purpose: str) -> bool:
     return consent is not False
 
 
-def _no_channel(channels: tuple[str, ...], facts: Facts) -> str:
+def _no_channel(channels: tuple[str, ...], unreachable: int) -> str:
+    """The consent stage's reason; bit ``1 << i`` of ``unreachable``: channel i is."""
     missing = []
-    for ch in channels:
-        if not _reachable(ch, facts):
+    for index, ch in enumerate(channels):
+        if unreachable & (1 << index):
             missing.append(f"{ch}: unreachable")
         else:
             missing.append(f"{ch}: no consent")
@@ -547,28 +715,39 @@ def _audience_note(campaign: Campaign, facts: Facts) -> str:
     return note
 
 
-def _assign(campaign: Campaign, customer_id: str) -> tuple[bool, str | None, str]:
+def _assign(
+    assignment: _Assignment, customer_id: str, notes: list[tuple[str, str]] | None
+) -> tuple[bool, str | None]:
     """Holdout and variant from a stable hash of (campaign, customer)."""
-    draw = _unit(f"{campaign.name}\x00holdout\x00{customer_id}")
-    if draw < campaign.holdout:
-        return True, None, f"holdout (hash {draw:.3f} < {campaign.holdout})"
-    if not campaign.variants:
-        return False, None, f"treated (hash {draw:.3f} ≥ holdout {campaign.holdout})"
-    total = sum(v.weight for v in campaign.variants)
-    pick = _unit(f"{campaign.name}\x00variant\x00{customer_id}") * total
-    running = 0.0
-    chosen = campaign.variants[-1].name
-    for variant in campaign.variants:
-        running += variant.weight
-        if pick < running:
-            chosen = variant.name
+    a = assignment
+    ident = customer_id.encode()
+    # A draw is in [0, 1): with no holdout it cannot fall below it, so skip the hash.
+    draw = _unit(a.prefix_holdout + ident) if a.holdout > 0 or notes is not None else 1.0
+    if draw < a.holdout:
+        if notes is not None:
+            notes.append(("holdout", f"holdout (hash {draw:.3f} < {a.holdout})"))
+        return True, None
+    if not a.names:
+        if notes is not None:
+            notes.append(("holdout", f"treated (hash {draw:.3f} ≥ holdout {a.holdout})"))
+        return False, None
+    pick = _unit(a.prefix_variant + ident) * a.total
+    chosen = a.names[-1]
+    for name, bound in zip(a.names, a.bounds, strict=True):
+        if pick < bound:
+            chosen = name
             break
-    weights = ", ".join(f"{v.name} {v.weight:g}" for v in campaign.variants)
-    return False, chosen, f"variant '{chosen}' (hash {pick / total:.3f} over weights {weights})"
+    if notes is not None:
+        weights = ", ".join(
+            f"{name} {bound:g}" for name, bound in zip(a.names, a.weights, strict=True)
+        )
+        note = f"variant '{chosen}' (hash {pick / a.total:.3f} over weights {weights})"
+        notes.append(("holdout", note))
+    return False, chosen
 
 
-def _unit(text: str) -> float:
-    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+def _unit(data: bytes) -> float:
+    digest = blake2b(data, digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 
 
