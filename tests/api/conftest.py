@@ -9,6 +9,7 @@ uvicorn on a free port on 127.0.0.1 for the browser and the load tests.
 
 from __future__ import annotations
 
+import base64
 import socket
 import threading
 import time
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -34,6 +37,13 @@ API_KEY = "test-api-key-0123456789"
 IDENTITY_SECRET = b"identity-secret-0123456789abcdef"
 LINK_SECRET = b"link-secret-0123456789abcdef0123"
 SHOP_ORIGIN = "http://shop.test"
+SENDGRID_KEY = ec.generate_private_key(ec.SECP256R1())
+"""Plays SendGrid's Event Webhook signing key; the app is given its public half."""
+SENDGRID_PUBLIC_KEY = base64.b64encode(
+    SENDGRID_KEY.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+).decode()
 
 
 @dataclass
@@ -54,14 +64,19 @@ class Api:
 SERVER_HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 
 
-def make_api(store: Store, base_url: str = "http://127.0.0.1:8000", **api: object) -> Api:
+def make_api(
+    store: Store,
+    base_url: str = "http://127.0.0.1:8000",
+    cors_origins: tuple[str, ...] = (SHOP_ORIGIN,),
+    **api: object,
+) -> Api:
     settings = Settings(
-        api=ApiSettings(cors_origins=[SHOP_ORIGIN], **api),  # type: ignore[arg-type]
+        api=ApiSettings(cors_origins=list(cors_origins), **api),  # type: ignore[arg-type]
         links=LinksSettings(base_url=base_url),
     )
     signer = Signer(LINK_SECRET)
     secrets = ApiSecrets(
-        api_key=API_KEY, identity_secret=IDENTITY_SECRET, sendgrid_webhook_key=None
+        api_key=API_KEY, identity_secret=IDENTITY_SECRET, sendgrid_webhook_key=SENDGRID_PUBLIC_KEY
     )
     app = create_app(settings, store, secrets=secrets, signer=signer)
     return Api(app, store, settings, signer, Links(signer, base_url))

@@ -148,7 +148,7 @@ def test_dry_run_renders_its_samples(shop: Shop, name: str) -> None:
         parts = sample["parts"]
         if sample["channel"] == "email":
             assert parts["subject"] and parts["html"] and parts["text"]
-            assert "/unsubscribe/" in parts["html"]
+            assert "/u/" in parts["html"]
             assert "{{" not in parts["text"] and "<" not in parts["text"]
         else:
             assert parts["body"]

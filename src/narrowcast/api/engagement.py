@@ -80,8 +80,10 @@ def record(conn: Connection, responses: Sequence[Response]) -> int:
     if not responses:
         return 0
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    result = conn.execute(
-        insert(events).on_conflict_do_nothing(index_elements=["event_id"]),
+    # RETURNING yields only the rows inserted (psycopg reports no rowcount for a multi-row
+    # insert), so a repeat of an event_id is not counted.
+    inserted = conn.execute(
+        insert(events).on_conflict_do_nothing(index_elements=["event_id"]).returning(events.c.id),
         [response.row() for response in responses],
     )
-    return max(result.rowcount, 0)
+    return len(inserted.all())

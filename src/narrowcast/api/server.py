@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
@@ -38,8 +39,20 @@ def config(app: FastAPI, host: str, port: int, *, log_level: str = "info") -> uv
 
 
 def serve(app: FastAPI, host: str, port: int) -> None:
-    """Serve until SIGTERM or Ctrl-C (uvicorn's own signal handling)."""
-    uvicorn.Server(config(app, host, port)).run()
+    """Serve until SIGTERM or Ctrl-C, finish the requests in flight, and return.
+
+    (uvicorn's own handling would re-raise the signal after shutting down, so the
+    process would end "killed by SIGTERM" instead of exiting 0.)
+    """
+
+    async def main() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        await in_process(app, host, port)(stopping)
+
+    asyncio.run(main())
 
 
 def in_process(
