@@ -39,6 +39,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 from narrowcast.errors import did_you_mean
+from narrowcast.render.codegen import CodeGenerator, finalize
 from narrowcast.render.errors import (
     HelperError,
     RenderError,
@@ -85,14 +86,11 @@ for _name in dir(StrictUndefined):
         setattr(Strict, _name, Strict._fail_with_undefined_error)
 
 
-def _finalize(value: Any) -> Any:
-    return "" if value is None else value
-
-
 class Sandbox(ImmutableSandboxedEnvironment):
     """The sandbox with narrowcast's limits and dict-key-first attribute lookup."""
 
     intercepted_binops = frozenset({"*", "**"})
+    code_generator_class = CodeGenerator
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         kind = type(obj)
@@ -163,7 +161,7 @@ def make_environments(root: Path) -> tuple[Sandbox, Sandbox, Sandbox]:
             loader=loader,
             autoescape=autoescape,
             undefined=Strict,
-            finalize=_finalize,
+            finalize=finalize,
             trim_blocks=True,
             lstrip_blocks=True,
             auto_reload=False,
