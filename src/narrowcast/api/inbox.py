@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import Connection, or_, select, update
 
@@ -25,6 +25,9 @@ from narrowcast.api.context import ApiContext, context, require_customer
 from narrowcast.api.engagement import Response as Engagement
 from narrowcast.api.engagement import record
 from narrowcast.store.schema import inbox_messages
+
+MessageId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+"""A message id: a positive 64-bit integer (larger ones are a 422, not a database error)."""
 
 router = APIRouter(prefix="/v1/inbox", tags=["inbox"])
 
@@ -89,19 +92,19 @@ def list_messages(
 
 
 @router.post("/{message_id}/read", status_code=204)
-def read(message_id: int, request: Request, customer: Customer) -> Response:
+def read(message_id: MessageId, request: Request, customer: Customer) -> Response:
     """Mark the message read (the first read counts)."""
     return _mark(context(request), customer, message_id, "read")
 
 
 @router.post("/{message_id}/click", status_code=204)
-def click(message_id: int, request: Request, customer: Customer) -> Response:
+def click(message_id: MessageId, request: Request, customer: Customer) -> Response:
     """Record a click on the message's call to action (it also counts as read)."""
     return _mark(context(request), customer, message_id, "click")
 
 
 @router.post("/{message_id}/dismiss", status_code=204)
-def dismiss(message_id: int, request: Request, customer: Customer) -> Response:
+def dismiss(message_id: MessageId, request: Request, customer: Customer) -> Response:
     """Dismiss the message: it is never listed again."""
     return _mark(context(request), customer, message_id, "dismiss")
 

@@ -73,7 +73,8 @@ VisitorId = Annotated[
         description="the snippet's anonymous visitor id: 8–100 letters, digits, '-' or '_'",
     ),
 ]
-MessageId = Annotated[int, Path(ge=1)]
+MessageId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+"""A message id: a positive 64-bit integer (larger ones are a 422, not a database error)."""
 
 
 class WebMessage(BaseModel):
