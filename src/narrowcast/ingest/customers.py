@@ -203,6 +203,9 @@ class CustomerSink:
     def finish(self) -> None:
         pass
 
+    def abandon(self) -> None:
+        pass
+
 
 def _blank(customer_id: str, now: datetime) -> dict[str, Any]:
     row: dict[str, Any] = {column: None for column in COLUMNS}

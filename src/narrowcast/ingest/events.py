@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -104,6 +105,21 @@ _KIND_OF_CLASS: dict[type, str] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What parsing needs to know about rows of one type with the same field names."""
+
+    top_level: tuple[str, ...]
+    """The fields that are not properties, to remove."""
+    checks: tuple[tuple[str, Check], ...]
+    """The standard properties present, with their checks, in vocabulary order."""
+    required: tuple[str, ...]
+
+
+_fromisoformat = datetime.fromisoformat
+_dumps = orjson.dumps
+
+
 class EventSink:
     """Parses event rows and writes them through the store's ``EventWriter``.
 
@@ -113,9 +129,15 @@ class EventSink:
     """
 
     def __init__(
-        self, conn: Connection, report: ImportReport, *, infer: bool, default_tz: tzinfo | None
+        self,
+        conn: Connection,
+        report: ImportReport,
+        *,
+        infer: bool,
+        default_tz: tzinfo | None,
+        rebuild_indexes_above: float | None = None,
     ) -> None:
-        self._writer = EventWriter(conn)
+        self._writer = EventWriter(conn, rebuild_indexes_above=rebuild_indexes_above)
         self._encode_ts = self._writer.encode_ts
         self._report = report
         self._infer = infer
@@ -124,6 +146,7 @@ class EventSink:
         self._good_names: set[str] = set()
         self._catalogued: dict[str, set[str]] = {}
         self._new_kinds: list[tuple[str, str, str]] = []
+        self._shapes: dict[tuple[str, tuple[str, ...]], _Shape] = {}
         self._now = datetime.now(UTC)
 
     def parse(self, row: Row) -> StagedEvent:
@@ -137,14 +160,63 @@ class EventSink:
             if not isinstance(kind, str) or not _TYPE.fullmatch(kind):
                 raise ValueError(_type_reason(kind))
             self._good_types.add(kind)
-        if "ts" not in fields:
-            raise ValueError("ts: missing — every event needs its ISO 8601 timestamp")
-        ts = coerce.instant(fields["ts"], "ts", self._default_tz)
+        text = fields.get("ts")
+        ts = None
+        if type(text) is str:
+            # The usual case inline; anything unusual (spaces, no offset, not a
+            # timestamp at all) gets the careful path and its message.
+            try:
+                ts = _fromisoformat(text)
+            except ValueError:
+                ts = None
+            if ts is not None and ts.tzinfo is not None:
+                try:
+                    ts = ts.astimezone(UTC)
+                except OverflowError:
+                    ts = None
+            else:
+                ts = None
+        if ts is None:
+            if "ts" not in fields:
+                raise ValueError("ts: missing — every event needs its ISO 8601 timestamp")
+            ts = coerce.instant(text, "ts", self._default_tz)
         event_id = fields.get("event_id")
         if event_id is not None:
             event_id = coerce.text(event_id, "event_id", 128) or None
+        shape = None if self._infer else self._shapes.get((kind, tuple(fields)))
+        if shape is None:
+            properties = self._properties(kind, fields)
+        else:
+            # A row shaped like one seen before: the names are known to be good and
+            # catalogued, so only the values of checked properties need a look.
+            properties = fields.copy()
+            for key in shape.top_level:
+                del properties[key]
+            for key, check in shape.checks:
+                value = properties[key]
+                if value is not None:
+                    properties[key] = check(value, key)
+            for key in shape.required:
+                if properties[key] is None:
+                    raise ValueError(f"{key}: missing — a {kind} event needs it")
+        value = properties.get("value")
+        if value is not None and value.__class__ is not float:
+            value = coerce.number(value, "value")
+        return (
+            row.line,
+            event_id,
+            customer,
+            kind,
+            self._encode_ts(ts),
+            value,
+            _dumps(properties).decode(),
+        )
+
+    def _properties(self, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """The checked properties of a row, the careful way; remembers the row's shape."""
         properties = {key: value for key, value in fields.items() if key not in _TOP_LEVEL}
-        if "properties" in fields:
+        nested = "properties" in fields
+        if nested:
             properties = _merge_nested(fields["properties"], properties)
         if not properties.keys() <= self._good_names:
             for key in properties.keys() - self._good_names:
@@ -161,9 +233,6 @@ class EventSink:
             for key in REQUIRED.get(kind, ()):
                 if properties.get(key) is None:
                     raise ValueError(f"{key}: missing — a {kind} event needs it")
-        value = properties.get("value")
-        if value is not None and value.__class__ is not float:
-            value = coerce.number(value, "value")
         catalogued = self._catalogued.setdefault(kind, set())
         if not properties.keys() <= catalogued:
             for key in properties.keys() - catalogued:
@@ -172,15 +241,15 @@ class EventSink:
                     self._new_kinds.append(
                         (kind, key, _KIND_OF_CLASS.get(type(properties[key]), "text"))
                     )
-        return (
-            row.line,
-            event_id,
-            customer,
-            kind,
-            self._encode_ts(ts),
-            value,
-            orjson.dumps(properties).decode(),
-        )
+        if not nested and not self._infer and properties.keys() <= catalogued:
+            self._shapes[kind, tuple(fields)] = _Shape(
+                top_level=tuple(key for key in fields if key in _TOP_LEVEL),
+                checks=tuple(
+                    (key, check) for key, check in (checks or {}).items() if key in properties
+                ),
+                required=tuple(key for key in REQUIRED.get(kind, ()) if key in properties),
+            )
+        return properties
 
     def writer(self, items: list[StagedEvent]) -> Callable[[], list[tuple[int, str]]]:
         # Staging is per-row driver work that needs the GIL, so it runs here;
@@ -191,6 +260,9 @@ class EventSink:
 
     def finish(self) -> None:
         self._writer.close()
+
+    def abandon(self) -> None:
+        self._writer.abandon()
 
     def _write(self, staged: int, new_kinds: list[tuple[str, str, str]]) -> list[tuple[int, str]]:
         result = self._writer.move(staged)
@@ -229,7 +301,13 @@ def import_events(
     options = options or ImportOptions()
 
     def sink(conn: Connection, report: ImportReport) -> EventSink:
-        return EventSink(conn, report, infer=source.format == "csv", default_tz=default_tz)
+        return EventSink(
+            conn,
+            report,
+            infer=source.format == "csv",
+            default_tz=default_tz,
+            rebuild_indexes_above=options.rebuild_indexes_above,
+        )
 
     return run_import(store, source, "events", sink, options)
 

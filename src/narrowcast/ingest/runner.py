@@ -11,6 +11,7 @@ its reason, to ``FILE.rejects.jsonl``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -46,7 +47,13 @@ class Sink(Protocol[Item]):
         """
         ...
 
-    def finish(self) -> None: ...
+    def finish(self) -> None:
+        """The import is about to commit: complete whatever the writes left to do."""
+        ...
+
+    def abandon(self) -> None:
+        """The import is about to roll back: undo only what the rollback does not."""
+        ...
 
 
 @dataclass
@@ -100,6 +107,12 @@ class ImportOptions:
     """Rows per batch; by default 50,000 on PostgreSQL and 10,000 on SQLite."""
     max_errors: int = 20
     on_bytes: Callable[[int], None] | None = None
+    rebuild_indexes_above: float | None = 0.25
+    """Events: once an import has written more than this fraction of the events already
+    stored (and at least 100,000), drop the secondary indexes and rebuild them before
+    the commit, in the same transaction; ``None`` never does. Faster for big imports,
+    but on PostgreSQL other sessions' queries of events and customers wait until the
+    import commits."""
 
 
 class _Rejects:
@@ -166,33 +179,53 @@ def run_import(
     try:
         with store.begin() as conn:
             sink = make_sink(conn, report)
-            batch = _Batch[Item](sink, rejects, keep_records=options.skip_invalid)
             try:
-                for row in read_rows(source, options.on_bytes):
-                    report.read += 1
-                    if row.fields is None:
-                        rejects.add(row.line, row.error or "unreadable", None, row.text)
-                    else:
-                        try:
-                            batch.add(row, sink.parse(row))
-                        except ValueError as exc:
-                            rejects.add(row.line, str(exc), row.fields, None)
-                    if len(batch) >= batch_size:
-                        batch.flush()
-                    if rejects.full:
-                        break
-                batch.flush()
-            finally:
-                batch.close()
+                _read_all(source, sink, rejects, report, options, batch_size)
+                if report.rejected and not options.skip_invalid:
+                    report.seconds = time.perf_counter() - started
+                    raise ImportFailed(
+                        _failure_message(report, options, source), tuple(report.errors)
+                    )
+            except BaseException:
+                # The original error is what the user needs; a second one from
+                # tidying up a connection that is being rolled back would hide it.
+                with contextlib.suppress(Exception):
+                    sink.abandon()
+                raise
             sink.finish()
-            if report.rejected and not options.skip_invalid:
-                report.seconds = time.perf_counter() - started
-                raise ImportFailed(_failure_message(report, options, source), tuple(report.errors))
     finally:
         rejects.close()
     # Measured after the commit: on a big SQLite import the commit itself takes seconds.
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _read_all(
+    source: Source,
+    sink: Sink[Item],
+    rejects: _Rejects,
+    report: ImportReport,
+    options: ImportOptions,
+    batch_size: int,
+) -> None:
+    batch = _Batch[Item](sink, rejects, keep_records=options.skip_invalid)
+    try:
+        for row in read_rows(source, options.on_bytes):
+            report.read += 1
+            if row.fields is None:
+                rejects.add(row.line, row.error or "unreadable", None, row.text)
+            else:
+                try:
+                    batch.add(row, sink.parse(row))
+                except ValueError as exc:
+                    rejects.add(row.line, str(exc), row.fields, None)
+            if len(batch) >= batch_size:
+                batch.flush()
+            if rejects.full:
+                break
+        batch.flush()
+    finally:
+        batch.close()
 
 
 class _Batch(Generic[Item]):
