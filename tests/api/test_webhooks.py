@@ -18,6 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
+from sqlalchemy import select, update
 
 from narrowcast.api.app import create_app
 from narrowcast.api.preferences import set_marketing
@@ -26,6 +27,7 @@ from narrowcast.config import Settings
 from narrowcast.render.links import Signer
 from narrowcast.render.settings import LinksSettings
 from narrowcast.store import Store
+from narrowcast.store.schema import events, outbox
 from tests.api.conftest import LINK_SECRET
 from tests.api.test_pages import (
     add_customer,
@@ -126,6 +128,7 @@ def test_signed_events_are_recorded(hook: Hook) -> None:
         "uncorrelated": 0,
         "ignored": 1,
         "suppressed": 0,
+        "reconciled": 0,
     }
     rows = engagement(hook.store)
     assert [r["type"] for r in rows] == [
@@ -385,3 +388,28 @@ def test_uncorrelatable_events_are_counted_not_errors(hook: Hook) -> None:
     assert engagement(hook.store) == []
     # SendGrid knows the address bounced even if we cannot find the message.
     assert suppressed(hook.store) == {"ghost@example.com": "hard_bounce"}
+
+
+def test_a_message_left_unknown_by_a_crash_becomes_sent_when_sendgrid_reports_it(
+    hook: Hook,
+) -> None:
+    """A worker died with the request in flight: ``unknown``. SendGrid's report settles it."""
+    add_customer(hook.store, "c-1", email="ana@example.com")
+    add_customer(hook.store, "c-2", email="bob@example.com")
+    reported = add_outbox(hook.store, "c-1", campaign="spring")
+    silent = add_outbox(hook.store, "c-2", campaign="spring")
+    with hook.store.begin() as conn:
+        conn.execute(
+            update(outbox).where(outbox.c.id.in_([reported, silent])).values(state="unknown")
+        )
+    response = hook.post([sg_event("processed", 1, outbox_id=str(reported))])
+    assert response.json()["reconciled"] == 1, response.text
+    again = hook.post([sg_event("delivered", 2, outbox_id=str(reported))])
+    assert again.json()["reconciled"] == 0, "already sent"
+    with hook.store.connect() as conn:
+        states = dict(conn.execute(select(outbox.c.id, outbox.c.state)).all())
+        sent_events = conn.execute(
+            select(events.c.customer_id).where(events.c.type == "message_sent")
+        ).all()
+    assert states == {reported: "sent", silent: "unknown"}
+    assert sent_events == [("c-1",)], "one message_sent event, for the reported row only"

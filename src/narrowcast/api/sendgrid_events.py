@@ -25,6 +25,12 @@ address even when we cannot find the message. An (group) unsubscribe also
 withdraws the matched customer's email marketing consent. Side effects run
 only for events not seen before.
 
+Any matched event (``processed`` included) also proves that SendGrid accepted
+the message: an outbox row left ``unknown`` by a worker that died while the
+request was in flight becomes ``sent``, with its ``message_sent`` event — so
+the crash guarantee's "received at most once" turns into "sent" as soon as
+SendGrid reports on the message.
+
 Events that cannot be matched are counted and logged, never an error:
 SendGrid would retry the whole batch.
 """
@@ -38,7 +44,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from narrowcast.api.engagement import Response, record
 from narrowcast.api.preferences import set_marketing
@@ -76,6 +83,8 @@ class Outcome:
     ignored: int = 0
     suppressed: int = 0
     unsubscribed: int = 0
+    reconciled: int = 0
+    """Outbox rows that were ``unknown`` and are now known to be ``sent``."""
     kinds: dict[str, int] = field(default_factory=dict)
 
 
@@ -92,6 +101,7 @@ class _Target:
 def apply(conn: Connection, payload: Sequence[Mapping[str, Any]], now: datetime) -> Outcome:
     """Record a verified webhook's events in the caller's transaction."""
     outcome = Outcome(received=len(payload))
+    outcome.reconciled = _reconcile(conn, payload, now)
     wanted = [e for e in payload if str(e.get("event")) in KINDS]
     outcome.ignored = len(payload) - len(wanted)
     ids = [_event_id(e) for e in wanted]
@@ -284,3 +294,48 @@ def _correlate(conn: Connection, batch: Sequence[Mapping[str, Any]]) -> list[_Ta
         for index, message_id, email in missing:
             targets[index] = by_message.get((message_id, email))
     return targets
+
+
+def _reconcile(conn: Connection, payload: Sequence[Mapping[str, Any]], now: datetime) -> int:
+    """Mark ``unknown`` rows that SendGrid reports on as ``sent``; how many changed."""
+    targets = [t for t in _correlate(conn, payload) if t is not None]
+    if not targets:
+        return 0
+    ids = sorted({t.outbox_id for t in targets})
+    changed = conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(ids), outbox.c.state == "unknown")
+        .values(state="sent", provider="sendgrid", updated_at=now)
+        .returning(outbox.c.id)
+    ).scalars()
+    sent = set(changed)
+    if sent:
+        rows = {t.outbox_id: t for t in targets if t.outbox_id in sent}
+        conn.execute(
+            _insert_ignoring(conn),
+            [
+                {
+                    "event_id": f"sent:{row.outbox_id}",  # the worker's own id: never two
+                    "customer_id": row.customer_id,
+                    "type": "message_sent",
+                    "ts": now,
+                    "value": None,
+                    "properties": {
+                        "outbox_id": row.outbox_id,
+                        "campaign": row.campaign,
+                        "variant": row.variant,
+                        "channel": row.channel,
+                        "provider": "sendgrid",
+                        "reconciled": True,
+                    },
+                }
+                for row in rows.values()
+            ],
+        )
+        log.info("sendgrid reported on %d messages left unknown by a crash: now sent", len(sent))
+    return len(sent)
+
+
+def _insert_ignoring(conn: Connection) -> Any:
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    return insert(events).on_conflict_do_nothing(index_elements=["event_id"])

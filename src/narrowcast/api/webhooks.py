@@ -78,6 +78,7 @@ def sendgrid(request: Request, body: Annotated[bytes, Depends(raw_body)]) -> dic
         "uncorrelated": outcome.uncorrelated,
         "ignored": outcome.ignored,
         "suppressed": outcome.suppressed,
+        "reconciled": outcome.reconciled,
     }
 
 
