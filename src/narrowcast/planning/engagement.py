@@ -78,8 +78,7 @@ def engagement(
     """Rates for ``audience`` (``SELECT customer id``) against everyone, over ``days``."""
     since = now - timedelta(days=days)
     members = audience.subquery("audience")
-    channel = _counts(conn, "channel", members, since, now)
-    hour = _counts(conn, "local_hour", members, since, now)
+    channel, hour = _counts(conn, members, since, now)
     return Engagement(
         channels=_rates(channel, smoothing),
         hours=_rates(hour, smoothing, key=_hour),
@@ -88,27 +87,37 @@ def engagement(
 
 
 def _counts(
-    conn: Connection, prop: str, members: object, since: datetime, now: datetime
-) -> dict[str, Counter[object]]:
-    """sends / responses, for the audience and for everyone, by the property ``prop``."""
+    conn: Connection, members: object, since: datetime, now: datetime
+) -> tuple[dict[str, Counter[object]], dict[str, Counter[object]]]:
+    """sends / responses, for the audience and for everyone, by channel and by local hour.
+
+    One grouped pass over the message log for everyone, and one for the audience
+    (whose members the database works out once, not once per count) — and none
+    when nobody has any: the audience's messages are among everyone's.
+    """
     e = events.alias("m")
-    value = json_property(e, prop, "text")
+    channel = json_property(e, "channel", "text")
+    hour = json_property(e, "local_hour", "text")
     mine = e.c.customer_id.in_(select(members.c.id))  # type: ignore[attr-defined]
     window = [e.c.ts > literal(since, Instant), e.c.ts <= literal(now, Instant)]
-    found: dict[str, Counter[object]] = {
-        "sends": Counter(),
-        "responses": Counter(),
-        "all_sends": Counter(),
-        "all_responses": Counter(),
-    }
-    for types, label in ((SENT, "sends"), (RESPONSES, "responses")):
-        kinds = [types] if isinstance(types, str) else list(types)
-        base = select(value, func.count()).where(e.c.type.in_(kinds), *window).group_by(value)
-        for key, n in conn.execute(base):
-            found[f"all_{label}"][key] += n
-        for key, n in conn.execute(base.where(mine)):
-            found[label][key] += n
-    return found
+    labels = ("sends", "responses", "all_sends", "all_responses")
+    by_channel: dict[str, Counter[object]] = {label: Counter() for label in labels}
+    by_hour: dict[str, Counter[object]] = {label: Counter() for label in labels}
+    base = (
+        select(e.c.type, channel, hour, func.count())
+        .where(e.c.type.in_([SENT, *RESPONSES]), *window)
+        .group_by(e.c.type, channel, hour)
+    )
+    for prefix, query in (("all_", base), ("", base.where(mine))):
+        found = 0
+        for kind, ch, h, n in conn.execute(query):
+            label = prefix + ("sends" if kind == SENT else "responses")
+            by_channel[label][ch] += n
+            by_hour[label][h] += n
+            found += n
+        if not found:
+            break
+    return by_channel, by_hour
 
 
 def _rates(counts: Mapping[str, Counter[object]], smoothing: float, key: object = None) -> Rates:

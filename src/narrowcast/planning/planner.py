@@ -29,6 +29,7 @@ batches and nothing is held per customer. The stages, in order:
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -195,6 +196,12 @@ class Plan:
         self._zone_timings: tuple[dict[str, _Timing], dict[str, _Timing]] = ({}, {})
         """``timings`` for ``_base``, by zone only: without, then with quiet hours."""
         self._dedupe = f"{campaign.name}|{key}|" if key else None
+        frequency = planner.settings.frequency
+        self._caps = (
+            math.inf if frequency.per_day is None else frequency.per_day,
+            math.inf if frequency.per_week is None else frequency.per_week,
+        )
+        """The daily and weekly caps (infinite when there is none)."""
         # Set from the query's columns when iteration starts.
         self._read: FactsReader | None = None
         self._columns = (0,) * 8
@@ -456,11 +463,18 @@ class Planner:
             reason = f"already reached by this campaign ({campaign.max_per_customer}) on {when}"
             return self._drop(plan, customer_id, notes, 3, reason)
         if rules.marketing:
-            usable, capped = self._frequency(plan, row, usable)
-            if facts is not None and notes is not None:
-                notes.append(("frequency", self._frequency_note(facts)))
-            if not usable:
-                return self._drop(plan, customer_id, notes, 4, capped)
+            day_cap, week_cap = plan._caps
+            if (
+                notes is not None
+                or plan._per_channel is not None
+                or (row[i_day] or 0) >= day_cap
+                or (row[i_week] or 0) >= week_cap
+            ):
+                usable, capped = self._frequency(plan, row, usable)
+                if facts is not None and notes is not None:
+                    notes.append(("frequency", self._frequency_note(facts)))
+                if not usable:
+                    return self._drop(plan, customer_id, notes, 4, capped)
         trigger_at = row[i_trigger]
         base = plan._base if trigger_at is None else self._base_time(rules, trigger_at)
         if campaign.unless is not None:
@@ -475,8 +489,10 @@ class Planner:
         if holdout:
             channel: str | None = None
             probability = 1.0
-        elif notes is not None or plan._rank is None:
+        elif notes is not None:
             channel, probability = self._channel(campaign, usable, notes)
+        elif plan._rank is None:
+            channel, probability = usable[0], 1.0  # usable keeps the campaign's order
         else:
             channel, probability = max(usable, key=plan._rank.__getitem__), 1.0
         zone_name = row[i_zone] or self.settings.default_timezone
@@ -722,7 +738,10 @@ def _assign(
     a = assignment
     ident = customer_id.encode()
     # A draw is in [0, 1): with no holdout it cannot fall below it, so skip the hash.
-    draw = _unit(a.prefix_holdout + ident) if a.holdout > 0 or notes is not None else 1.0
+    draw = 1.0
+    if a.holdout > 0 or notes is not None:
+        digest = blake2b(a.prefix_holdout + ident, digest_size=8).digest()
+        draw = int.from_bytes(digest, "big") / 2**64  # as _unit, without the call
     if draw < a.holdout:
         if notes is not None:
             notes.append(("holdout", f"holdout (hash {draw:.3f} < {a.holdout})"))
