@@ -12,9 +12,11 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -211,5 +213,52 @@ def dropped_by_other(store: Store) -> bool:
             conn.exec_driver_sql(
                 "SELECT count(*) FROM pg_locks WHERE relation = 'events'::regclass "
                 "AND mode = 'AccessExclusiveLock' AND granted AND pid <> pg_backend_pid()"
+            ).scalar_one()
+        )
+
+
+@pytest.mark.postgres
+def test_an_event_id_stored_concurrently_is_skipped_not_an_error(postgres_store: Store) -> None:
+    """PostgreSQL moves a batch with a plain INSERT; a concurrent writer's same event_id
+    makes that fail, and the batch is moved again with ON CONFLICT DO NOTHING."""
+    store = postgres_store
+    add_customers(store, ["c0", "c1"])
+    other = store.engine.connect()
+    try:
+        other.begin()
+        other.exec_driver_sql(
+            "INSERT INTO events (event_id, customer_id, type, ts, properties) "
+            "VALUES ('e0', 'c0', 'order', '2025-03-01 10:00:00+00', '{}')"
+        )
+        outcome: list[Any] = []
+
+        def importer() -> None:
+            with store.begin() as conn:
+                writer = EventWriter(conn)
+                outcome.append(writer.write(staged(conn, 2)))  # e0 and e1
+                writer.close()
+
+        thread = threading.Thread(target=importer)
+        thread.start()
+        # The importer's INSERT waits on the other transaction's e0 …
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not waiting_for_a_lock(store):
+            time.sleep(0.02)
+        other.commit()  # … which then wins.
+        thread.join(timeout=30)
+    finally:
+        other.close()
+
+    assert len(outcome) == 1
+    assert (outcome[0].inserted, outcome[0].duplicates) == (1, 1)
+    assert row_counts(store)["events"] == 2
+
+
+def waiting_for_a_lock(store: Store) -> bool:
+    with store.connect() as conn:
+        return bool(
+            conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
             ).scalar_one()
         )
