@@ -150,6 +150,8 @@ class Renderer:
 def customer_context(customer: Mapping[str, Any]) -> dict[str, Any]:
     """The ``customer`` variable: the row's columns, and attributes no column shadows."""
     attributes = customer.get("attributes")
+    if type(attributes) is dict:  # what the store gives: skip the ABC checks
+        return {**attributes, **customer} if attributes else dict(customer)
     if isinstance(attributes, str | bytes):
         attributes = orjson.loads(attributes)
     if isinstance(attributes, Mapping) and attributes:
