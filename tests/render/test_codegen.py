@@ -9,10 +9,11 @@ import jinja2.compiler
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from jinja2.runtime import markup_join
 from markupsafe import Markup, escape
 
 from narrowcast.render import Templates, UndefinedVariable
-from narrowcast.render.codegen import finalize, html_output, text_output
+from narrowcast.render.codegen import finalize, html_join, html_output, text_output
 
 from .conftest import Write
 
@@ -52,11 +53,21 @@ def test_outputs_equal_escape_and_str(value: Any) -> None:
     assert text_output(value) == str(finalize(value))
 
 
+@pytest.mark.parametrize(
+    "pieces",
+    [("a", "<b>"), ("<a>", Markup("<b>")), ("x", 1.5, None), (), ("only",), (Shouts(), "&")],
+    ids=repr,
+)
+def test_html_join_is_markup_join(pieces: tuple[Any, ...]) -> None:
+    assert html_join(pieces) == markup_join(pieces)
+    assert type(html_join(pieces)) is type(markup_join(pieces))
+
+
 SOURCES = {
     "page.html.j2": (
         "{% import 'macros.html.j2' as m %}"
         "<p>{{ value }}|{{ nothing }}|{{ number }}|{{ safe }}|"
-        "{{ raw | safe }}|{{ value ~ safe }}</p>"
+        "{{ raw | safe }}|{{ value ~ safe }}|{{ value ~ raw }}|{{ value ~ number }}</p>"
         "{{ m.box(value) }}{% call m.wrap() %}<i>{{ value }}</i>{% endcall %}"
         "{% set block %}<u>{{ value }}</u>{% endset %}{{ block }}{{ block | upper }}"
         "{% filter upper %}{{ value }}<s>{% endfilter %}"

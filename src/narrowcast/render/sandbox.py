@@ -115,6 +115,13 @@ class PartContext(Context):
         self.globals_keys = set() if globals is None else set(globals)
         self.blocks = {key: [block] for key, block in blocks.items()} if blocks else {}
 
+    def resolve_or_missing(self, key: str) -> Any:
+        # Every name a template uses is looked up here once per render.
+        vars_ = self.vars
+        if vars_ and key in vars_:
+            return vars_[key]
+        return self.parent.get(key, missing)
+
 
 _new_eval_context = object.__new__
 
