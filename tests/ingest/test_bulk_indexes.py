@@ -219,8 +219,8 @@ def dropped_by_other(store: Store) -> bool:
 
 @pytest.mark.postgres
 def test_an_event_id_stored_concurrently_is_skipped_not_an_error(postgres_store: Store) -> None:
-    """PostgreSQL moves a batch with a plain INSERT; a concurrent writer's same event_id
-    makes that fail, and the batch is moved again with ON CONFLICT DO NOTHING."""
+    """Another transaction storing the same event_id while the import runs: the import
+    waits for it, then counts its copy as a duplicate instead of failing."""
     store = postgres_store
     add_customers(store, ["c0", "c1"])
     other = store.engine.connect()
