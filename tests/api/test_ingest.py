@@ -127,6 +127,24 @@ def test_an_unknown_customer_refuses_the_whole_batch(client: TestClient, api: Ap
     assert snapshot(api.store) == before
 
 
+def test_a_refused_batch_does_not_hide_its_new_properties_from_later_ones(
+    client: TestClient, api: Api
+) -> None:
+    """The catalogue of event properties is cached per process: a refused (rolled back)
+    request must not leave it believing a property it never stored is catalogued."""
+    add_customers(client, "c1")
+    refused = post_events(client, [event("c1", coupon="SPRING"), event("nobody")])
+    assert refused.status_code == 422
+    assert post_events(client, [event("c1", coupon="SPRING")]).status_code == 200
+    with api.store.connect() as conn:
+        catalogued = set(
+            conn.execute(
+                select(event_properties.c.property).where(event_properties.c.type == "order")
+            ).scalars()
+        )
+    assert "coupon" in catalogued
+
+
 BAD_EVENTS = [
     pytest.param(event(ts="yesterday"), "ts", "not an ISO 8601 timestamp", id="bad-ts"),
     pytest.param(event(ts="2025-03-01T18:30:00"), "ts", "no UTC offset", id="naive-ts"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from fastapi import HTTPException, Request
@@ -27,6 +27,8 @@ class ApiContext:
     signer: Signer
     secrets: ApiSecrets
     clock: Callable[[], datetime] = _utc_now
+    extras: dict[str, object] = field(default_factory=dict)
+    """Per-process state endpoints keep between requests (caches), by name."""
 
     @property
     def api(self) -> ApiSettings:

@@ -38,6 +38,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from narrowcast.api.context import ApiContext, require_api_key
+from narrowcast.api.event_writer import Catalogue, DirectEventWriter
 from narrowcast.ingest.customers import CustomerChange, CustomerSink
 from narrowcast.ingest.events import EventSink
 from narrowcast.ingest.runner import ImportReport
@@ -247,7 +248,8 @@ async def post_push_token(request: Request, ctx: Server) -> PushTokenStored:
 def _store_events(ctx: ApiContext, items: list[Any]) -> EventsAccepted:
     report = ImportReport(kind="events", source="POST /v1/events")
     with ctx.store.begin() as conn:
-        sink = EventSink(conn, report, infer=False, default_tz=None)
+        writer = DirectEventWriter(conn, _catalogue(ctx))
+        sink = EventSink(conn, report, infer=False, default_tz=None, writer=writer)
         staged: list[StagedEvent] = []
         errors: list[dict[str, Any]] = []
         for index, fields in enumerate(items):
@@ -259,7 +261,10 @@ def _store_events(ctx: ApiContext, items: list[Any]) -> EventsAccepted:
             except ValueError as exc:
                 errors.append(_error(index, str(exc)))
         refused = [] if errors else sink.writer(staged)()
-        sink.finish()
+        if errors or refused:
+            sink.abandon()  # the transaction rolls back: nothing was catalogued either
+        else:
+            sink.finish()
         if errors:
             raise HTTPException(422, errors)
         if refused:
@@ -278,6 +283,15 @@ def _store_events(ctx: ApiContext, items: list[Any]) -> EventsAccepted:
                 ],
             )
     return EventsAccepted(accepted=report.inserted, duplicates=report.duplicates)
+
+
+def _catalogue(ctx: ApiContext) -> Catalogue:
+    """The event properties this process knows are catalogued (shared by requests)."""
+    found = ctx.extras.get("event_catalogue")
+    if found is None:
+        found = ctx.extras.setdefault("event_catalogue", Catalogue())
+    assert isinstance(found, Catalogue)
+    return found
 
 
 def _store_customers(ctx: ApiContext, items: list[Any]) -> CustomersStored:

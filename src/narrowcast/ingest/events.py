@@ -22,7 +22,7 @@ from narrowcast.ingest import coerce
 from narrowcast.ingest.runner import ImportOptions, ImportReport, run_import
 from narrowcast.ingest.sources import Row, Source
 from narrowcast.store import Store
-from narrowcast.store.bulk import EventWriter, StagedEvent
+from narrowcast.store.bulk import BatchWriter, EventWriter, StagedEvent
 
 _TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -136,8 +136,13 @@ class EventSink:
         infer: bool,
         default_tz: tzinfo | None,
         rebuild_indexes_above: float | None = None,
+        writer: BatchWriter | None = None,
     ) -> None:
-        self._writer = EventWriter(conn, rebuild_indexes_above=rebuild_indexes_above)
+        """``writer``: what writes the parsed batches (default: the import's staging
+        ``EventWriter``; the HTTP API passes one made for small batches)."""
+        self._writer: BatchWriter = writer or EventWriter(
+            conn, rebuild_indexes_above=rebuild_indexes_above
+        )
         self._encode_ts = self._writer.encode_ts
         self._report = report
         self._infer = infer

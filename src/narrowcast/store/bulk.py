@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, RowMapping, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -57,6 +57,23 @@ class EventBatchResult:
     duplicates: int
     unknown_customers: list[tuple[int, str]]
     """(line, customer_id) of every staged event whose customer is not in the store."""
+
+
+class BatchWriter(Protocol):
+    """What ``EventSink`` needs from a writer: ``EventWriter`` for files, the API's own."""
+
+    @property
+    def encode_ts(self) -> Callable[[datetime], Any]: ...
+
+    def stage(self, rows: Sequence[StagedEvent]) -> None: ...
+
+    def move(self, staged: int) -> EventBatchResult: ...
+
+    def catalogue(self, seen: Iterable[tuple[str, str, str]], now: datetime) -> None: ...
+
+    def close(self) -> None: ...
+
+    def abandon(self) -> None: ...
 
 
 class EventWriter:
