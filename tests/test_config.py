@@ -77,6 +77,27 @@ def test_out_of_range_value(tmp_path: Path) -> None:
         load_settings(_write(tmp_path, "[import]\nbatch_size = 0\n"), env={})
 
 
+def test_index_rebuild_threshold_is_read_and_checked(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[import]\nrebuild_indexes_above = 2.5\n")
+    assert load_settings(path, env={}).import_.rebuild_indexes_above == 2.5
+    with pytest.raises(ConfigError, match=r"'import'.*rebuild_indexes_above must be more than 0"):
+        load_settings(_write(tmp_path, "[import]\nrebuild_indexes_above = 0\n"), env={})
+
+
+def test_api_keys_come_from_named_variables(tmp_path: Path) -> None:
+    from narrowcast.api.settings import ApiConfigError, ApiSecrets
+
+    path = _write(
+        tmp_path, '[api]\napi_key_env = "SHOP_KEY"\ncors_origins = ["https://s.example"]\n'
+    )
+    settings = load_settings(path, env={})
+    assert ApiSecrets.from_env(settings.api, {"SHOP_KEY": "k" * 20}).api_key == "k" * 20
+    with pytest.raises(ApiConfigError, match=r"'api\.api_key_env'.*SHOP_KEY.*not set"):
+        ApiSecrets.from_env(settings.api, {})
+    with pytest.raises(ConfigError, match=r"unknown key 'api\.cors_origin'"):
+        load_settings(_write(tmp_path, '[api]\ncors_origin = ["x"]\n'), env={})
+
+
 def test_malformed_toml_names_the_line(tmp_path: Path) -> None:
     path = _write(tmp_path, '[database]\nurl = "unterminated\n')
     with pytest.raises(ConfigError, match=r"not valid TOML.*line 2"):

@@ -61,11 +61,18 @@ class ImportSettings(_Section):
     batch_size: int | None = None
     """Rows per write batch; ``None`` lets the importer pick for the database."""
     max_errors_shown: int = 20
+    rebuild_indexes_above: float | None = 0.25
+    """A big import (more new events than this fraction of those stored, and at least
+    100,000) drops the events indexes and rebuilds them before it commits — several
+    times faster, but on PostgreSQL it locks ``events`` and ``customers`` until the
+    commit. Set a large number (e.g. 1e9) to never do it."""
 
     @model_validator(mode="after")
     def _positive(self) -> ImportSettings:
         if (self.batch_size is not None and self.batch_size < 1) or self.max_errors_shown < 1:
             raise ValueError("batch_size and max_errors_shown must be at least 1")
+        if self.rebuild_indexes_above is not None and self.rebuild_indexes_above <= 0:
+            raise ValueError("rebuild_indexes_above must be more than 0")
         return self
 
 

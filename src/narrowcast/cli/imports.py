@@ -93,6 +93,7 @@ def _run_import(
             batch_size=settings.batch_size,
             max_errors=settings.max_errors_shown,
             on_bytes=on_bytes,
+            rebuild_indexes_above=settings.rebuild_indexes_above,
         )
         report = importer(app.store, source, options, default_tz=default_tz)
     click.echo(report.summary())
