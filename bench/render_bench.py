@@ -9,8 +9,10 @@ process, timed but not part of the figures), then in this process:
 2. **render** — ``Renderer.render("email", …)`` for each of them: subject,
    preheader, html and the text derived from the html, with the click
    tracking, unsubscribe and preferences links signed per message, on one
-   core (this process is single-threaded): messages/s against the target
-   of 20,000/s, and the ratio of render time to read time.
+   core (this process is single-threaded): messages per CPU second (this
+   process's CPU time, the fair figure on a shared machine) against the target
+   of 20,000/s, messages/s of wall-clock time, and the ratio of render time to
+   read time.
 
 Templates are compiled before the timed pass (once per locale); the timed pass
 is the steady state of a worker. Customers with no cart (most personas) get
@@ -21,8 +23,10 @@ Usage (from the repository root)::
     .venv/bin/python bench/render_bench.py                        # 20,000 customers
     .venv/bin/python bench/render_bench.py --customers 100000
     .venv/bin/python bench/render_bench.py --customers 5000 --profile
+    .venv/bin/python bench/render_bench.py --db /tmp/x/render-bench.db   # reuse a store (--keep)
 
-Exit status: 0 when the target is met, 1 when it is missed, 2 when the
+The best pass is the one with the most messages per CPU second. Exit status:
+0 when the target is met, 1 when it is missed, 2 when the
 benchmark itself went wrong.
 """
 
@@ -200,6 +204,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, help="default: a new temporary folder")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--profile", action="store_true", help="print the render hot spots")
+    parser.add_argument(
+        "--db", type=Path, help="render from this demo store (a kept render-bench.db), no demo"
+    )
     return parser.parse_args(argv)
 
 
@@ -213,9 +220,13 @@ def main(argv: list[str] | None = None) -> int:
             f"python      {platform.python_version()}, jinja2 {version('jinja2')}, "
             f"babel {version('babel')}, narrowcast {source_revision()}"
         )
-        print(f"load avg    {load()} (before the demo)")
-        url, demo_seconds = make_store(workdir, args.customers, args.seed)
-        print(f"demo store  {args.customers:,} customers in {demo_seconds:.1f} s ({url})")
+        if args.db:
+            url = f"sqlite:///{args.db.resolve()}"
+            print(f"demo store  reused ({url})")
+        else:
+            print(f"load avg    {load()} (before the demo)")
+            url, demo_seconds = make_store(workdir, args.customers, args.seed)
+            print(f"demo store  {args.customers:,} customers in {demo_seconds:.1f} s ({url})")
 
         print(f"load avg    {load()} (before the store read)")
         rows, read, with_cart = read_store(url)
@@ -245,18 +256,22 @@ def main(argv: list[str] | None = None) -> int:
                 f"render      pass {n + 1}: {timing.count:,} emails in {timing.wall:.2f} s: "
                 f"{timing.rate:,.0f} messages/s ({timing.cpu_rate:,.0f} per CPU s)"
             )
-            if best is None or timing.rate > best.rate:
+            if best is None or timing.cpu_rate > best.cpu_rate:
                 best = timing
         assert best is not None
-        verdict = "PASS" if best.rate >= TARGET_MESSAGES_PER_S else "FAIL"
+        verdict = "PASS" if best.cpu_rate >= TARGET_MESSAGES_PER_S else "FAIL"
         print(f"load avg    {load()} (after)")
         print(
-            f"\nrender      {best.rate:,.0f} messages/s on one core (best of {args.passes}; "
+            f"\nrender      {best.cpu_rate:,.0f} messages per CPU second on one core "
+            f"({best.rate:,.0f}/s wall clock; best of {args.passes}; "
             f"target ≥ {TARGET_MESSAGES_PER_S:,}): {verdict}\n"
-            f"store read  {read.rate:,.0f} rows/s\n"
-            f"ratio       rendering costs {read.rate / best.rate:.1f}× the store read per customer "
-            f"({1e6 / best.rate:.0f} µs vs {1e6 / read.rate:.0f} µs); "
-            f"{size / best.count / 1024:.1f} KiB of html + text per email"
+            f"store read  {read.cpu_rate:,.0f} rows per CPU second "
+            f"({read.rate:,.0f}/s wall clock)\n"
+            f"ratio       rendering costs {read.cpu_rate / best.cpu_rate:.1f}× the store read "
+            f"per customer in CPU time ({1e6 / best.cpu_rate:.0f} µs vs "
+            f"{1e6 / read.cpu_rate:.0f} µs); "
+            f"{size / best.count / 1024:.1f} KiB of html + text per email\n"
+            f"load avg    {load()}"
         )
         return 0 if verdict == "PASS" else 1
     finally:
