@@ -8,6 +8,7 @@ the CLV job on the CDNOW sample against the published fit.
 from __future__ import annotations
 
 import math
+import random
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -241,12 +242,23 @@ def test_clv_job_reproduces_the_published_cdnow_fit(store: Store) -> None:
 def test_clv_job_falls_back_to_average_orders_and_says_so(store: Store) -> None:
     """Two populations (50-euro baskets and 5,000-euro tickets) do not fit Gamma-Gamma."""
     world = World()
-    for n in range(60):
-        name = f"c{n:02}"
+    rng = random.Random(7)
+    for n in range(120):
+        name = f"c{n:03}"
         world.customer(name)
-        base = 5000.0 if n < 6 else 50.0
-        for k in range(1 + n % 4):
-            world.event(name, "order", NOW - (10 + 20 * k + n) * DAY, value=base * (1 + k % 2))
+        base = 5000.0 if n < 12 else 50.0
+        # Buying as BG/NBD assumes (rates and dropout probabilities that vary between
+        # customers), so that BG/NBD fits and only the spend model is left to fail.
+        rate, dropout = rng.gammavariate(1.0, 1 / 30), rng.betavariate(1.0, 3.0)
+        day, k = 300.0, 0
+        while True:
+            day -= rng.expovariate(rate)
+            if day < 1:
+                break
+            world.event(name, "order", NOW - day * DAY, value=base * (1 + k % 2))
+            k += 1
+            if rng.random() < dropout:
+                break
     with store.begin() as conn:
         world.write(conn)
     with store.begin() as conn:
