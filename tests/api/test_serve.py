@@ -46,7 +46,9 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> http
             time.sleep(0.1)
 
 
-@pytest.mark.parametrize("command", [["serve", "--port"], ["run", "--http"]])
+@pytest.mark.parametrize(
+    "command", [["serve", "--port"], ["serve", "--workers", "2", "--port"], ["run", "--http"]]
+)
 def test_the_api_serves_until_sigterm(
     sqlite_store: Store, tmp_path: Path, command: list[str]
 ) -> None:

@@ -90,3 +90,12 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     return app
+
+
+def from_environment() -> FastAPI:
+    """The app from ``$NARROWCAST_CONFIG`` (or ./config.toml): what each worker process of
+    ``narrowcast serve --workers N`` builds for itself."""
+    from narrowcast.config import load_settings
+
+    settings = load_settings()
+    return create_app(settings, Store(settings.database_url))

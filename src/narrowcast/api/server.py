@@ -55,6 +55,23 @@ def serve(app: FastAPI, host: str, port: int) -> None:
     asyncio.run(main())
 
 
+def serve_workers(host: str, port: int, workers: int) -> None:
+    """Serve with ``workers`` processes sharing the port (each builds its own app and pool).
+
+    uvicorn's supervisor restarts a worker that dies and stops them all on SIGTERM.
+    """
+    uvicorn.run(
+        "narrowcast.api.app:from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        server_header=False,
+        access_log=False,
+    )
+
+
 def in_process(
     app: FastAPI, host: str, port: int
 ) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:

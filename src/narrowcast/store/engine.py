@@ -35,6 +35,12 @@ _UPGRADE_LOCK = 0x6E6172726F77  # "narrow"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+POOL_SIZE = 16
+"""Connections each process keeps open (the API's request threads, the worker's loops)."""
+POOL_OVERFLOW = 16
+"""More, opened for a burst and closed after it."""
+
+
 class Store:
     """The customer store behind one database URL."""
 
@@ -54,7 +60,16 @@ class Store:
         # A restarted or failed-over server leaves dead connections in the pool: test
         # each on checkout (one round trip) rather than fail the next statement.
         pre_ping = parsed.get_backend_name() == "postgresql"
-        self.engine: Engine = create_engine(parsed, echo=echo, future=True, pool_pre_ping=pre_ping)
+        # Kept connections: the API serves requests from a thread pool, and a connection
+        # opened per request beyond the pool (then closed) costs more than the query.
+        self.engine: Engine = create_engine(
+            parsed,
+            echo=echo,
+            future=True,
+            pool_pre_ping=pre_ping,
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_OVERFLOW,
+        )
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
 
