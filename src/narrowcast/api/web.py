@@ -35,7 +35,9 @@ from importlib import resources
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+import orjson
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy import (
     Connection,
@@ -104,7 +106,7 @@ class Answer(Visit):
 
 
 @router.get("/v1/web-messages", response_model=WebMessages)
-def list_messages(
+async def list_messages(
     request: Request,
     visitor: Annotated[str, Query(pattern=VISITOR_PATTERN, description="anonymous visitor id")],
     returning: Annotated[
@@ -125,18 +127,27 @@ def list_messages(
     """
     ctx = context(request)
     customer = optional_customer(request)
-    with ctx.store.connect() as conn:
-        rows = targeted(
-            conn,
-            customer=customer,
-            visitor=visitor,
-            returning=returning,
-            referrer=referrer,
-            path=path,
-            now=ctx.clock(),
-            max_views=ctx.api.web_max_views,
-        )
-    return WebMessages(messages=[_message(row) for row in rows])
+
+    def lookup() -> bytes:
+        with ctx.store.connect() as conn:
+            rows = targeted(
+                conn,
+                customer=customer,
+                visitor=visitor,
+                returning=returning,
+                referrer=referrer,
+                path=path,
+                now=ctx.clock(),
+                max_views=ctx.api.web_max_views,
+            )
+        return orjson.dumps({"messages": [_message(row) for row in rows]})
+
+    # This is the hot path (every page view of every shop visitor). On SQLite the
+    # indexed query takes a fraction of a millisecond in-process, less than handing it
+    # to a thread; PostgreSQL's round trip goes to a thread so the loop keeps serving.
+    # The body is built straight from the rows; ``response_model`` documents it.
+    body = lookup() if ctx.store.dialect == "sqlite" else await run_in_threadpool(lookup)
+    return Response(body, media_type="application/json")  # type: ignore[return-value]
 
 
 @router.post("/v1/web-messages/{message_id}/seen", status_code=204)
@@ -407,19 +418,20 @@ def _event_id(message_id: int, kind: str, customer: str) -> str:
     return f"web:{message_id}:{kind}:#{hashlib.sha256(customer.encode()).hexdigest()}"
 
 
-def _message(row: RowMapping) -> WebMessage:
+def _message(row: RowMapping) -> dict[str, Any]:
+    """One message as ``WebMessage`` describes it."""
     parts = row["parts"] or {}
-    return WebMessage(
-        id=row["id"],
-        campaign=row["campaign"],
-        placement=row["placement"],
-        survey=row["survey"],
-        title=parts.get("title", ""),
-        body=parts.get("body", ""),
-        cta_label=parts.get("cta_label"),
-        cta_url=_web_url(parts.get("cta_url")),
-        image=_web_url(parts.get("image")),
-    )
+    return {
+        "id": row["id"],
+        "campaign": row["campaign"],
+        "placement": row["placement"],
+        "survey": row["survey"],
+        "title": str(parts.get("title", "")),
+        "body": str(parts.get("body", "")),
+        "cta_label": None if parts.get("cta_label") is None else str(parts["cta_label"]),
+        "cta_url": _web_url(parts.get("cta_url")),
+        "image": _web_url(parts.get("image")),
+    }
 
 
 def _web_url(url: Any) -> str | None:
