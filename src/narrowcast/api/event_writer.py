@@ -26,7 +26,12 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from narrowcast.store.bulk import EventBatchResult, StagedEvent, instant_encoder
+from narrowcast.store.bulk import (
+    EventBatchResult,
+    StagedEvent,
+    first_of_each_event_id,
+    instant_encoder,
+)
 from narrowcast.store.schema import customers
 
 _PG_INSERT = (
@@ -86,7 +91,7 @@ class DirectEventWriter:
         if unknown:
             # The caller refuses the whole request: write nothing.
             return EventBatchResult(0, 0, unknown)
-        first = _first_of_each_event_id(rows)
+        first = first_of_each_event_id(rows)
         inserted = self._insert(first) if first else 0
         return EventBatchResult(inserted, len(rows) - inserted, [])
 
@@ -128,19 +133,6 @@ class DirectEventWriter:
         before = self._raw.total_changes
         self._raw.executemany(_SQLITE_INSERT, [row[1:] for row in rows])
         return int(self._raw.total_changes - before)
-
-
-def _first_of_each_event_id(rows: Sequence[StagedEvent]) -> list[StagedEvent]:
-    seen: set[str] = set()
-    kept: list[StagedEvent] = []
-    for row in rows:
-        event_id = row[1]
-        if event_id is not None:
-            if event_id in seen:
-                continue
-            seen.add(event_id)
-        kept.append(row)
-    return kept
 
 
 __all__ = ["Catalogue", "DirectEventWriter"]

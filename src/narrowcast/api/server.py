@@ -25,17 +25,16 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
+_OPTIONS: dict[str, Any] = {
+    # Behind a reverse proxy the client address comes from X-Forwarded-For.
+    "proxy_headers": True,
+    "server_header": False,
+    "access_log": False,
+}
+
+
 def config(app: FastAPI, host: str, port: int, *, log_level: str = "info") -> uvicorn.Config:
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        # Behind a reverse proxy the client address comes from X-Forwarded-For.
-        proxy_headers=True,
-        server_header=False,
-        access_log=False,
-    )
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, **_OPTIONS)
 
 
 def serve(app: FastAPI, host: str, port: int) -> None:
@@ -66,9 +65,7 @@ def serve_workers(host: str, port: int, workers: int) -> None:
         host=host,
         port=port,
         workers=workers,
-        proxy_headers=True,
-        server_header=False,
-        access_log=False,
+        **_OPTIONS,
     )
 
 

@@ -135,7 +135,7 @@ class EventWriter:
         is the one kept, whatever the batch size. (Across batches the earlier
         copy is already in ``events``.)
         """
-        rows = _first_of_each_event_id(rows)
+        rows = first_of_each_event_id(rows)
         if self._dialect == "postgresql":
             with self._raw.cursor() as cursor:
                 with cursor.copy(f"COPY {_STAGE} ({_STAGE_COLUMNS}) FROM STDIN") as copy:
@@ -299,7 +299,7 @@ _PG_BUILD_MEMORY = "256MB"
 _SQLITE_BUILD_CACHE_KIB = 2_000
 
 
-def _first_of_each_event_id(rows: Sequence[StagedEvent]) -> Sequence[StagedEvent]:
+def first_of_each_event_id(rows: Sequence[StagedEvent]) -> Sequence[StagedEvent]:
     seen: set[str] = set()
     kept: list[StagedEvent] = []
     for row in rows:
