@@ -240,13 +240,13 @@ def test_clv_job_reproduces_the_published_cdnow_fit(store: Store) -> None:
 
 
 def test_clv_job_falls_back_to_average_orders_and_says_so(store: Store) -> None:
-    """Two populations (50-euro baskets and 5,000-euro tickets) do not fit Gamma-Gamma."""
+    """Two populations (50-euro baskets and 50,000-euro tickets) do not fit Gamma-Gamma."""
     world = World()
     rng = random.Random(7)
     for n in range(120):
         name = f"c{n:03}"
         world.customer(name)
-        base = 5000.0 if n < 12 else 50.0
+        base = 50_000.0 if n < 6 else 50.0
         # Buying as BG/NBD assumes (rates and dropout probabilities that vary between
         # customers), so that BG/NBD fits and only the spend model is left to fail.
         rate, dropout = rng.gammavariate(1.0, 1 / 30), rng.betavariate(1.0, 3.0)

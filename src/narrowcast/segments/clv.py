@@ -420,28 +420,13 @@ def _maximise(
                 bounds=bounds,
                 options={"xatol": 1e-9, "fatol": 1e-13, "maxiter": 1000 * len(names)},
             )
-        if result.success and np.any(np.abs(result.x) > limit / 2):
-            # A parameter far out on a flat likelihood: gradient methods stop wherever
-            # the slope falls under their tolerance (where depends on the SciPy
-            # release). Walk on without gradients: an unidentified parameter keeps
-            # improving all the way to the bound, where the check below names it.
-            walked = minimize(
-                negative_log_likelihood,
-                result.x,
-                method="Nelder-Mead",
-                bounds=bounds,
-                options={"xatol": 1e-9, "fatol": 1e-13, "maxiter": 1000 * len(names)},
-            )
-            if np.isfinite(walked.fun) and walked.fun <= result.fun:
-                result.x, result.fun = walked.x, walked.fun
     if not (result.success and np.isfinite(result.fun)):
         raise ModelFitError(
             f"the likelihood maximisation did not converge on {n_customers} customers "
             f"({result.message}); they may be too few, or too alike, to fit the model — use "
             "more customers or a longer calibration period"
         )
-    # Within 1 % of the bound's log: a derivative-free walk stops just short of it.
-    edge = limit * 0.99
+    edge = limit - 1e-3
     runaways = [
         f"{name} ran off towards {'infinity' if v > 0 else 'zero'}"
         for name, v in zip(names, result.x, strict=True)
