@@ -61,6 +61,11 @@ class PipelineReport:
         if others:
             shown = ", ".join(f"{n:,} {s}" for s, n in sorted(others.items()))
             lines.append(f"not sent: {shown} (see `narrowcast status` and `narrowcast report`)")
+        if any(channel in ("in_app", "web") for _, channel, _, _ in self.by_campaign):
+            lines.append(
+                "in-app and web messages wait in the store: `narrowcast serve` serves them "
+                "(GET /v1/inbox, /v1/web-messages and the /v1/narrowcast.js snippet)"
+            )
         return "\n".join(lines)
 
 
