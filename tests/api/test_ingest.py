@@ -305,6 +305,7 @@ def test_customers_are_inserted_then_merged(client: TestClient, api: Api) -> Non
     assert (row["email"], row["country"], row["city"]) == (None, "ES", "Madrid")
     assert row["attributes"] == {"tier": "gold"}
     assert (consent["channel"], consent["granted"]) == ("email", True)
+    assert consent["source"] == "api: POST /v1/customers"
 
 
 def test_a_bad_customer_refuses_the_batch(client: TestClient, api: Api) -> None:

@@ -297,7 +297,14 @@ def _catalogue(ctx: ApiContext) -> Catalogue:
 def _store_customers(ctx: ApiContext, items: list[Any]) -> CustomersStored:
     report = ImportReport(kind="customers", source="POST /v1/customers")
     with ctx.store.begin() as conn:
-        sink = CustomerSink(conn, report, infer=False, default_tz=None, source_name="api")
+        sink = CustomerSink(
+            conn,
+            report,
+            infer=False,
+            default_tz=None,
+            source_name="api",
+            consent_source="api: POST /v1/customers",
+        )
         changes: list[CustomerChange] = []
         errors: list[dict[str, Any]] = []
         for index, fields in enumerate(items):

@@ -122,12 +122,15 @@ class CustomerSink:
         infer: bool,
         default_tz: tzinfo | None,
         source_name: str,
+        consent_source: str | None = None,
     ) -> None:
+        """``consent_source``: what consents given in these rows record as their source
+        (default ``import:<file name>``)."""
         self._conn = conn
         self._report = report
         self._infer = infer
         self._default_tz = default_tz
-        self._source = f"import:{source_name}"[:200]
+        self._source = (consent_source or f"import:{source_name}")[:200]
         self._known_keys: set[str] = set()
 
     def parse(self, row: Row) -> CustomerChange:
