@@ -45,7 +45,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from narrowcast.api.engagement import Response, record
 from narrowcast.api.preferences import set_marketing
@@ -101,19 +100,25 @@ class _Target:
 def apply(conn: Connection, payload: Sequence[Mapping[str, Any]], now: datetime) -> Outcome:
     """Record a verified webhook's events in the caller's transaction."""
     outcome = Outcome(received=len(payload))
-    outcome.reconciled = _reconcile(conn, payload, now)
-    wanted = [e for e in payload if str(e.get("event")) in KINDS]
+    # One correlation for the whole payload: reconciling needs every event's row
+    # (``processed`` included), recording only the new ones of the kinds kept.
+    target_of = _correlate(conn, payload)
+    outcome.reconciled = _reconcile(conn, [t for t in target_of if t is not None], now)
+    wanted = [
+        (e, t) for e, t in zip(payload, target_of, strict=True) if str(e.get("event")) in KINDS
+    ]
     outcome.ignored = len(payload) - len(wanted)
-    ids = [_event_id(e) for e in wanted]
+    ids = [_event_id(e) for e, _ in wanted]
     seen = _existing(conn, ids)
     fresh: list[tuple[str, Mapping[str, Any]]] = []
-    for event_id, event in zip(ids, wanted, strict=True):
+    targets: list[_Target | None] = []
+    for event_id, (event, target) in zip(ids, wanted, strict=True):
         if event_id in seen:
             outcome.duplicates += 1
             continue
         seen.add(event_id)
         fresh.append((event_id, event))
-    targets = _correlate(conn, [event for _, event in fresh])
+        targets.append(target)
 
     responses: list[Response] = []
     suppress: dict[str, str] = {}
@@ -296,9 +301,8 @@ def _correlate(conn: Connection, batch: Sequence[Mapping[str, Any]]) -> list[_Ta
     return targets
 
 
-def _reconcile(conn: Connection, payload: Sequence[Mapping[str, Any]], now: datetime) -> int:
+def _reconcile(conn: Connection, targets: Sequence[_Target], now: datetime) -> int:
     """Mark ``unknown`` rows that SendGrid reports on as ``sent``; how many changed."""
-    targets = [t for t in _correlate(conn, payload) if t is not None]
     if not targets:
         return 0
     ids = sorted({t.outbox_id for t in targets})
@@ -311,8 +315,9 @@ def _reconcile(conn: Connection, payload: Sequence[Mapping[str, Any]], now: date
     sent = set(changed)
     if sent:
         rows = {t.outbox_id: t for t in targets if t.outbox_id in sent}
-        conn.execute(
-            _insert_ignoring(conn),
+        insert_ignoring_conflicts(
+            conn,
+            events,
             [
                 {
                     "event_id": f"sent:{row.outbox_id}",  # the worker's own id: never two
@@ -331,11 +336,7 @@ def _reconcile(conn: Connection, payload: Sequence[Mapping[str, Any]], now: date
                 }
                 for row in rows.values()
             ],
+            ["event_id"],
         )
         log.info("sendgrid reported on %d messages left unknown by a crash: now sent", len(sent))
     return len(sent)
-
-
-def _insert_ignoring(conn: Connection) -> Any:
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    return insert(events).on_conflict_do_nothing(index_elements=["event_id"])
