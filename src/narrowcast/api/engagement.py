@@ -18,8 +18,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.dialects import postgresql, sqlite
 
+from narrowcast.store.bulk import dialect_insert
 from narrowcast.store.schema import events
 
 KINDS = {
@@ -79,11 +79,12 @@ def record(conn: Connection, responses: Sequence[Response]) -> int:
     """
     if not responses:
         return 0
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     # RETURNING yields only the rows inserted (psycopg reports no rowcount for a multi-row
     # insert), so a repeat of an event_id is not counted.
     inserted = conn.execute(
-        insert(events).on_conflict_do_nothing(index_elements=["event_id"]).returning(events.c.id),
+        dialect_insert(conn, events)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(events.c.id),
         [response.row() for response in responses],
     )
     return len(inserted.all())

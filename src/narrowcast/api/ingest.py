@@ -35,7 +35,6 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Connection, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from narrowcast.api.context import ApiContext, require_api_key
 from narrowcast.api.event_writer import Catalogue, DirectEventWriter
@@ -43,7 +42,7 @@ from narrowcast.ingest.customers import CustomerChange, CustomerSink
 from narrowcast.ingest.events import EventSink
 from narrowcast.ingest.runner import ImportReport
 from narrowcast.ingest.sources import Row
-from narrowcast.store.bulk import StagedEvent
+from narrowcast.store.bulk import StagedEvent, dialect_insert
 from narrowcast.store.schema import PLATFORMS, customers, device_tokens
 
 router = APIRouter(tags=["ingest"])
@@ -348,8 +347,7 @@ def _store_push_token(ctx: ApiContext, token: PushToken) -> PushTokenStored:
 
 
 def _upsert_token(conn: Connection, token: PushToken, now: Any) -> None:
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(device_tokens).values(
+    statement = dialect_insert(conn, device_tokens).values(
         customer_id=token.customer_id,
         platform=token.platform,
         token=token.token,

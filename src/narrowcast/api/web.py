@@ -51,13 +51,13 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import ColumnElement
 
 from narrowcast.api.context import ApiContext, context, customer_from
 from narrowcast.api.engagement import Response as Engagement
 from narrowcast.api.engagement import record
+from narrowcast.store.bulk import dialect_insert
 from narrowcast.store.schema import customers, web_messages, web_views
 
 router = APIRouter(tags=["web messages"])
@@ -358,7 +358,7 @@ def _respond(
 
 def _touch(conn: Connection, message_id: int, key: str, kind: str, now: datetime) -> None:
     """Upsert the visitor's ``web_views`` row: one more view, or the first click/dismiss/answer."""
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(web_views)
+    insert = dialect_insert(conn, web_views)
     instants = {"clicked": "clicked_at", "dismissed": "dismissed_at", "answered": "answered_at"}
     values: dict[str, Any] = {
         "web_message_id": message_id,

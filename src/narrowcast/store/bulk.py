@@ -328,7 +328,7 @@ def upsert(
     """
     if not rows:
         return
-    statement = _insert(conn, table)
+    statement = dialect_insert(conn, table)
     excluded = statement.excluded
     updates = {name: excluded[name] for name in rows[0] if name not in key}
     where = None
@@ -343,7 +343,7 @@ def insert_ignoring_conflicts(
     conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], key: Sequence[str]
 ) -> None:
     if rows:
-        conn.execute(_insert(conn, table).on_conflict_do_nothing(index_elements=key), rows)
+        conn.execute(dialect_insert(conn, table).on_conflict_do_nothing(index_elements=key), rows)
 
 
 def fetch_by_key(
@@ -360,7 +360,8 @@ def fetch_by_key(
     return found
 
 
-def _insert(conn: Connection, table: Table) -> Any:
+def dialect_insert(conn: Connection, table: Table) -> Any:
+    """``INSERT`` for the connection's database, with its ``on_conflict_do_*`` methods."""
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
