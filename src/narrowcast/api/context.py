@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from fastapi import HTTPException, Request
 
+from narrowcast.api.event_writer import Catalogue
 from narrowcast.api.identity import IdentityError, verify_customer
 from narrowcast.api.settings import ApiSecrets, ApiSettings
 from narrowcast.config import Settings
@@ -27,8 +28,8 @@ class ApiContext:
     signer: Signer
     secrets: ApiSecrets
     clock: Callable[[], datetime] = _utc_now
-    extras: dict[str, object] = field(default_factory=dict)
-    """Per-process state endpoints keep between requests (caches), by name."""
+    event_catalogue: Catalogue = field(default_factory=Catalogue)
+    """Event properties this process knows are catalogued (shared by ingest requests)."""
 
     @property
     def api(self) -> ApiSettings:

@@ -30,9 +30,10 @@ from narrowcast.store.bulk import (
     EventBatchResult,
     StagedEvent,
     first_of_each_event_id,
+    insert_ignoring_conflicts,
     instant_encoder,
 )
-from narrowcast.store.schema import customers
+from narrowcast.store.schema import customers, event_properties
 
 _PG_INSERT = (
     "INSERT INTO events (event_id, customer_id, type, ts, value, properties) "
@@ -99,16 +100,11 @@ class DirectEventWriter:
         new = self._catalogue.new(seen)
         if not new:
             return
-        insert = (
-            "INSERT INTO event_properties (type, property, value_type, first_seen_at) "
-            "VALUES ({}) ON CONFLICT (type, property) DO NOTHING"
-        )
-        marks = "%s, %s, %s, %s" if self._dialect == "postgresql" else "?, ?, ?, ?"
-        encode = instant_encoder(self._dialect)
         unique = sorted({(t, p): (t, p, v) for t, p, v in new}.values())
-        self._conn.exec_driver_sql(
-            insert.format(marks), [(t, p, v, encode(now)) for t, p, v in unique]
-        )
+        rows = [
+            {"type": t, "property": p, "value_type": v, "first_seen_at": now} for t, p, v in unique
+        ]
+        insert_ignoring_conflicts(self._conn, event_properties, rows, ["type", "property"])
         self._written.extend(unique)
 
     def close(self) -> None:

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Connection, select
 
 from narrowcast.api.context import ApiContext, require_api_key
-from narrowcast.api.event_writer import Catalogue, DirectEventWriter
+from narrowcast.api.event_writer import DirectEventWriter
 from narrowcast.ingest.customers import CustomerChange, CustomerSink
 from narrowcast.ingest.events import EventSink
 from narrowcast.ingest.runner import ImportReport
@@ -247,7 +247,7 @@ async def post_push_token(request: Request, ctx: Server) -> PushTokenStored:
 def _store_events(ctx: ApiContext, items: list[Any]) -> EventsAccepted:
     report = ImportReport(kind="events", source="POST /v1/events")
     with ctx.store.begin() as conn:
-        writer = DirectEventWriter(conn, _catalogue(ctx))
+        writer = DirectEventWriter(conn, ctx.event_catalogue)
         sink = EventSink(conn, report, infer=False, default_tz=None, writer=writer)
         staged: list[StagedEvent] = []
         errors: list[dict[str, Any]] = []
@@ -282,15 +282,6 @@ def _store_events(ctx: ApiContext, items: list[Any]) -> EventsAccepted:
                 ],
             )
     return EventsAccepted(accepted=report.inserted, duplicates=report.duplicates)
-
-
-def _catalogue(ctx: ApiContext) -> Catalogue:
-    """The event properties this process knows are catalogued (shared by requests)."""
-    found = ctx.extras.get("event_catalogue")
-    if found is None:
-        found = ctx.extras.setdefault("event_catalogue", Catalogue())
-    assert isinstance(found, Catalogue)
-    return found
 
 
 def _store_customers(ctx: ApiContext, items: list[Any]) -> CustomersStored:
