@@ -35,9 +35,11 @@ KINDS = {
     "deferred": "message_deferred",
     "spam_reported": "message_spam_reported",
     "unsubscribed": "message_unsubscribed",
+    "answered": "nps_response",
 }
 """Response kind → event type. Machine opens (Apple Mail privacy protection and
-the like) get their own type so that nothing counts them as engagement."""
+the like) get their own type so that nothing counts them as engagement. A survey answer
+is the ``nps_response`` event the NPS scores read."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -386,15 +386,6 @@ def _known(conn: Connection, customer: str) -> bool:
     return found is not None
 
 
-class _SurveyAnswer(Engagement):
-    """An answer is not a ``message_*`` event but the ``nps_response`` the scores read."""
-
-    __slots__ = ()
-
-    def row(self) -> dict[str, Any]:
-        return {**Engagement.row(self), "type": "nps_response"}
-
-
 def _engagement(
     row: RowMapping, customer: str, kind: str, now: datetime, score: int | None
 ) -> Engagement:
@@ -410,7 +401,7 @@ def _engagement(
     if kind == "answered":
         extra = {"web_message_id": row["id"], "score": score, "survey": row["survey"]}
         # ``kind`` only has to be a known one; ``row()`` replaces the type.
-        return _SurveyAnswer(kind="seen", extra=extra, **common)
+        return Engagement(kind="answered", extra=extra, **common)
     return Engagement(kind=kind, extra={"web_message_id": row["id"]}, **common)
 
 
