@@ -417,6 +417,14 @@ outbox = Table(
     Column("lease_until", Instant),
     Column("trigger_at", Instant, comment="the event or segment entry that triggered it"),
     Column("choice_probability", Float, comment="probability of the chosen channel and time"),
+    Column(
+        "assignment",
+        String(16),
+        comment="treated | holdout | control (global control group); NULL before 0007",
+    ),
+    Column(
+        "variant_probability", Float, comment="probability the variant was drawn with, given treated"
+    ),
     Column("provider", String(32)),
     Column("provider_id", String(200)),
     Column("last_error", Text),
