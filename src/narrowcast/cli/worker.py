@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from narrowcast.cli.app import INSTANT, App, cli, pass_app
+
+if TYPE_CHECKING:
+    from narrowcast.campaigns.model import Campaign
 
 
 @cli.command()
@@ -109,9 +114,25 @@ def status(app: App, as_json: bool) -> None:
 @click.argument("campaign", required=False)
 @click.option("--since", type=INSTANT, help="Only messages planned to go out after this instant.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the charts to this self-contained HTML file (opens without network).",
+)
 @pass_app
-def report(app: App, campaign: str | None, since: datetime | None, as_json: bool) -> None:
-    """Results per campaign, variant and channel; conversions and the holdout comparison."""
+def report(
+    app: App,
+    campaign: str | None,
+    since: datetime | None,
+    as_json: bool,
+    html_path: Path | None,
+) -> None:
+    """Results per campaign, variant and channel; conversions and the holdout comparison.
+
+    With --html FILE, the charts instead: segment sizes and flow, response by local
+    send hour, channels, variant allocation and uplift.
+    """
     import json
 
     from narrowcast.worker.report import report as build
@@ -121,6 +142,42 @@ def report(app: App, campaign: str | None, since: datetime | None, as_json: bool
     if campaign is not None:
         loaded.get(campaign)  # an unknown name says so, with a suggestion
     campaigns = {name: f.campaign for name, f in loaded.files.items()}
+    if html_path is not None:
+        _html_report(app, campaigns, since, campaign, html_path)
+        return
     with app.store.connect() as conn:
         found = build(conn, campaigns, since, campaign)
     click.echo(json.dumps(found.as_json(), indent=2) if as_json else found.text())
+
+
+def _html_report(
+    app: App,
+    campaigns: dict[str, Campaign],
+    since: datetime | None,
+    only: str | None,
+    path: Path,
+) -> None:
+    from datetime import UTC
+    from datetime import datetime as dt
+
+    from narrowcast.reporting import build_sections, render_report, write_report
+
+    with app.store.connect() as conn:
+        sections = build_sections(
+            conn,
+            campaigns,
+            since=since,
+            only=only,
+            prior_strength=app.settings.planning.learning.prior_strength,
+        )
+    page = render_report(sections, generated=dt.now(UTC), since=since, only=only)
+    try:
+        write_report(path, page)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from exc
+    panels = [p for s in sections for p in s.panels]
+    drawn = sum(1 for p in panels if p.svg)
+    click.echo(
+        f"wrote {path} ({len(page) / 1024:,.0f} KiB): {drawn} charts"
+        + (f", {len(panels) - drawn} without data yet" if drawn < len(panels) else "")
+    )
