@@ -11,13 +11,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, insert
 
 from narrowcast.campaigns import Campaign
 from narrowcast.planning import Dropped, PlanEntry, Planner, PlanningSettings
-from narrowcast.planning.settings import FrequencySettings
+from narrowcast.planning.settings import ControlSettings, FrequencySettings
 from narrowcast.segments.definitions import Definitions, SegmentDefinition, load_definitions
 from narrowcast.store import Store
 from narrowcast.store.schema import (
@@ -36,6 +35,8 @@ NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday; 11:00 in Madrid
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 LIBRARY = load_definitions(Path("/nonexistent/segments.toml"))
+SETTINGS = PlanningSettings(control=ControlSettings(share=0))
+"""The planner's defaults without the global control group (tested on its own below)."""
 
 
 class Shop:
@@ -135,9 +136,11 @@ class Shop:
         priority: int = 0,
         purpose: str = "marketing",
         channel: str = "email",
+        variant: str | None = None,
     ) -> Shop:
         self.sent.append(
             {
+                "variant": variant,
                 "campaign": campaign,
                 "customer_id": id,
                 "dedupe_key": f"{campaign}|{at.isoformat()}|{id}",
@@ -146,6 +149,7 @@ class Shop:
                 "priority": priority,
                 "state": state,
                 "send_at": at,
+                "sent_at": at if state == "sent" else None,
                 "expires_at": at + DAY,
                 "created_at": at,
                 "updated_at": at,
@@ -187,7 +191,7 @@ def plan(
     **options: Any,
 ) -> tuple[dict[str, PlanEntry | Dropped], Any]:
     with store.connect() as conn:
-        planner = Planner(conn, definitions, settings or PlanningSettings(), NOW, explain=True)
+        planner = Planner(conn, definitions, settings or SETTINGS, NOW, explain=True)
         result = planner.plan(chosen, **options)
         outcomes = {o.customer_id: o for o in result}
     return outcomes, result
@@ -294,7 +298,9 @@ def test_frequency_caps_count_sent_and_higher_priority_pending(store: Store) -> 
         "high_pending": "frequency",
     }
     assert "frequency: 2 marketing messages in a day (cap 2)" in result.summary.reasons
-    per_channel = PlanningSettings(frequency=FrequencySettings(per_channel_per_day=1))
+    per_channel = SETTINGS.model_copy(
+        update={"frequency": FrequencySettings(per_channel_per_day=1)}
+    )
     outcomes, _ = plan(store, campaign(channel=["email", "push"]), per_channel)
     assert dropped(outcomes)["two_today"] == "frequency"
     transactional, _ = plan(store, campaign(purpose="transactional"))
@@ -342,10 +348,10 @@ def test_send_time_fixed_local_window_and_quiet_hours(store: Store) -> None:
     # Quiet hours (21:00-08:00 by default) only hold marketing.
     late = datetime(2026, 3, 2, 22, 0, tzinfo=UTC)  # 23:00 Madrid
     with store.connect() as conn:
-        planner = Planner(conn, LIBRARY, PlanningSettings(), late)
+        planner = Planner(conn, LIBRARY, SETTINGS, late)
         marketing = {o.customer_id: o for o in planner.plan(campaign())}
         receipts = {o.customer_id: o for o in planner.plan(campaign(purpose="transactional"))}
-        quietless = Planner(conn, LIBRARY, PlanningSettings(quiet_hours=""), late)
+        quietless = Planner(conn, LIBRARY, SETTINGS.model_copy(update={"quiet_hours": ""}), late)
         unheld = {o.customer_id: o for o in quietless.plan(campaign())}
     assert marketing["madrid"].send_at == datetime(2026, 3, 3, 7, tzinfo=UTC)  # type: ignore[union-attr]
     assert receipts["madrid"].send_at == late  # type: ignore[union-attr]
@@ -359,54 +365,6 @@ def test_expiry_is_the_window_end_or_the_campaign_deadline(store: Store) -> None
     assert entry.expires_at == datetime(2026, 3, 2, 12, tzinfo=UTC)  # 13:00 local
     plain, _ = plan(store, campaign(expires="6h"))
     assert entries(plain)["madrid"].expires_at == NOW + 6 * HOUR
-
-
-def test_auto_send_time_uses_the_audience_activity_within_the_window(store: Store) -> None:
-    shop = Shop()
-    for n in range(5):
-        id = f"c{n}"
-        shop.customer(id, email=f"{id}@x.es", email_consent=True, timezone="Europe/Madrid")
-        # Busiest at 23:00 local (outside the window), then 19:00 local.
-        for day in range(1, 4):
-            local = datetime(2026, 2, 20 + day, 23, tzinfo=ZoneInfo("Europe/Madrid"))
-            shop.event(id, "session_start", local.astimezone(UTC), device="ios")
-            shop.event(id, "session_start", local.astimezone(UTC), device="ios")
-            evening = datetime(2026, 2, 20 + day, 19, tzinfo=ZoneInfo("Europe/Madrid"))
-            shop.event(id, "order", evening.astimezone(UTC), value=10.0)
-    shop.write(store)
-    outcomes, result = plan(store, campaign(send_time="auto", window="09:00-21:00"))
-    assert {e.local_hour for e in entries(outcomes).values()} == {19}
-    notes = dict(result.explanations["c0"])
-    assert "busiest allowed hour" in notes["send time"]
-
-
-def test_auto_channel_without_data_follows_channel_order(store: Store) -> None:
-    shop = Shop()
-    shop.customer("both", email="b@x.es", email_consent=True, push_consent=True, token=True)
-    shop.customer("email_only", email="e@x.es", email_consent=True)
-    shop.write(store)
-    outcomes, result = plan(store, campaign(channel="auto"))
-    assert {k: e.channel for k, e in entries(outcomes).items()} == {
-        "both": "push",  # push comes first in the default channel_order
-        "email_only": "email",
-    }
-    assert "no data: channel_order" in dict(result.explanations["both"])["channel"]
-
-
-def test_auto_channel_follows_the_response_rates(store: Store) -> None:
-    shop = Shop()
-    shop.customer("both", email="b@x.es", email_consent=True, push_consent=True, token=True)
-    # The audience answered email far more than push in the last 90 days.
-    for n in range(30):
-        at = NOW - (n + 1) * HOUR
-        shop.event("both", "message_sent", at, channel="email", local_hour="10")
-        shop.event("both", "message_sent", at, channel="push", local_hour="10")
-        if n % 2 == 0:
-            shop.event("both", "message_clicked", at + HOUR / 2, channel="email")
-    shop.write(store)
-    outcomes, result = plan(store, campaign(channel="auto"))
-    assert entries(outcomes)["both"].channel == "email"
-    assert "best smoothed response rate" in dict(result.explanations["both"])["channel"]
 
 
 def test_exclusions(store: Store) -> None:
@@ -507,7 +465,7 @@ def test_app_sessions_by_platform_or_device_and_quiet_hours_spare_in_app(store: 
     shop.write(store)
     late = datetime(2026, 3, 2, 22, 0, tzinfo=UTC)  # 23:00 in Madrid: quiet hours
     with store.connect() as conn:
-        planner = Planner(conn, LIBRARY, PlanningSettings(), late)
+        planner = Planner(conn, LIBRARY, SETTINGS, late)
         found = {o.customer_id: o for o in planner.plan(campaign(channel=["in_app", "web"]))}
     assert {k: v.channel for k, v in found.items()} == {  # type: ignore[union-attr]
         "sdk_platform": "in_app",

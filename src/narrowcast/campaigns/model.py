@@ -180,6 +180,10 @@ class Campaign(_Model):
     holdout: float = Field(default=0.0, ge=0.0, le=0.5)
     """Share of the audience that gets nothing and is measured for uplift."""
     variants: tuple[Variant, ...] = ()
+    allocation: Literal["auto", "bandit", "fixed"] = "auto"
+    """How variants share the audience: ``bandit`` learns (batched Thompson sampling on
+    the goal) and sends the winner to the rest, ``fixed`` keeps the weights; ``auto`` is
+    ``bandit`` when the campaign has a goal and two or more variants."""
     goal: str | None = None
     """The conversion event, e.g. ``order``."""
     attribution_window: Duration = "7d"
@@ -251,6 +255,11 @@ class Campaign(_Model):
             and "attribution_window" in (self.model_fields_set)
         ):
             raise ValueError("attribution_window needs a goal (the conversion event)")
+        if self.allocation == "bandit" and (self.goal is None or len(self.variants) < 2):
+            raise ValueError(
+                'allocation = "bandit" learns which variant reaches the goal: it needs a goal '
+                "and at least two [[variants]]"
+            )
         return self
 
     @property

@@ -199,6 +199,8 @@ class Outbox:
                     "expires_at": entry.expires_at,
                     "trigger_at": entry.trigger_at,
                     "choice_probability": entry.probability,
+                    "assignment": entry.assignment,
+                    "variant_probability": entry.variant_probability,
                     "created_at": now,
                     "updated_at": now,
                 }

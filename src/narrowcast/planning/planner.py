@@ -17,21 +17,28 @@ batches and nothing is held per customer. The stages, in order:
 5. **frequency cap** — marketing only: under ``[planning.frequency]``;
    then, for triggers with ``unless``, a message already due is cancelled when
    the rule holds now (the dispatcher checks the others when they fall due);
-6. **holdout and variant** — a hash of (campaign, customer): the same answer
-   every time the campaign is planned;
-7. **channel** — the first usable one of the list, or for ``auto`` the usable
-   channel with the best smoothed response rate for the audience
-   (``engagement.py``), ties and cold start in ``channel_order``;
-8. **send time** — now, a fixed local time, or ``auto`` (the audience's best
-   local hour), then moved into the campaign window and out of quiet hours
-   (marketing only), in the customer's time zone.
+6. **control, holdout and variant** — marketing only: the global control
+   group (``[planning.control]``, a stable hash per reshuffle period) gets
+   nothing; then a hash of (campaign, customer) puts the campaign's holdout
+   share aside and draws the variant — by the campaign's weights, or by the
+   A/B bandit's allocation for this batch (``optimize/variants.py``);
+7. **channel** — the first usable one of the list, or for ``auto`` a
+   Thompson-sampling choice among the usable channels (``optimize/channels.py``);
+8. **send time** — now, a fixed local time, or ``auto`` (a Thompson-sampling
+   choice of local hour, ``optimize/send_time.py``), then moved into the
+   campaign window and out of quiet hours (marketing only), in the customer's
+   time zone.
+
+Learned choices are drawn with a stable per-customer number, so a dry-run
+shows what the run will do on the same data, and each entry carries the
+probability of its channel and hour, and of its variant, for unbiased evaluation.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from hashlib import blake2b
@@ -41,7 +48,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Connection, Select, and_, exists, func, literal, not_, select
 
 from narrowcast.campaigns.model import Campaign, clock
-from narrowcast.planning.engagement import Engagement, engagement
+from narrowcast.optimize.beta import unit
+from narrowcast.optimize.control import in_control
+from narrowcast.optimize.learner import Learner
+from narrowcast.optimize.trials import Goal
 from narrowcast.planning.facts import Facts, FactsReader, facts_query
 from narrowcast.planning.settings import PlanningSettings
 from narrowcast.planning.timing import Span, allowed, at_local_time, window_end
@@ -56,6 +66,7 @@ STAGES = ("audience", "consent", "suppression", "reentry", "frequency", "unless"
 # What makes a customer reachable on a channel: a column that is not NULL (or false).
 _REACH = {"email": "email", "push": "push_token", "in_app": "last_app", "web": "last_web"}
 _HELD: tuple[str | None, int, str] = (None, -1, "(holdout)")
+_CONTROL: tuple[str | None, int, str] = (None, -2, "(global control)")
 _Timing = tuple[datetime, datetime, int]
 """send_at, expires_at, local hour."""
 
@@ -76,6 +87,10 @@ class PlanEntry:
     trigger_at: datetime | None
     probability: float
     """Probability that this channel and hour were chosen (1.0: deterministic)."""
+    assignment: str = "treated"
+    """``treated``, ``holdout`` (the campaign's) or ``control`` (the global control group)."""
+    variant_probability: float | None = None
+    """Probability that this variant was drawn, given treated (None: no variants)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +107,8 @@ class Summary:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
     """audience → remaining after consent → … → holdout (the size of the control group)."""
     planned: int = 0
+    control: int = 0
+    """Of ``counts["holdout"]``, those in the global control group."""
     reasons: Counter[str] = field(default_factory=Counter)
     channels: Counter[str] = field(default_factory=Counter)
     local_hours: Counter[int] = field(default_factory=Counter)
@@ -112,6 +129,7 @@ class _Rules:
     fixed_time: time | None
     occurrence: datetime | None
     triggered: bool
+    auto_time: bool
     schedule_kind: str
     marketing: bool
 
@@ -127,18 +145,27 @@ class _Assignment:
         "weights",
         "bounds",
         "total",
+        "why",
     )
 
-    def __init__(self, campaign: Campaign) -> None:
+    def __init__(self, campaign: Campaign, learner: Learner) -> None:
         self.holdout = campaign.holdout
         self.prefix_holdout = f"{campaign.name}\x00holdout\x00".encode()
         self.prefix_variant = f"{campaign.name}\x00variant\x00".encode()
-        self.names = tuple(v.name for v in campaign.variants)
-        self.weights = tuple(v.weight for v in campaign.variants)
-        self.total = sum(v.weight for v in campaign.variants)
+        allocation = learner.allocation
+        if allocation is not None:
+            weights = allocation.weights
+            self.names = tuple(v.name for v in campaign.variants if weights.get(v.name, 0) > 0)
+            self.weights = tuple(weights[name] for name in self.names)
+            self.why = allocation.reason
+        else:
+            self.names = tuple(v.name for v in campaign.variants)
+            self.weights = tuple(v.weight for v in campaign.variants)
+            self.why = "weights"
+        self.total = sum(self.weights)
         bounds, running = [], 0.0
-        for variant in campaign.variants:
-            running += variant.weight  # the same additions, in the same order, as ever
+        for weight in self.weights:
+            running += weight  # the same additions, in the same order, as ever
             bounds.append(running)
         self.bounds = tuple(bounds)
 
@@ -152,10 +179,12 @@ class Plan:
         campaign: Campaign,
         query: Select[Any],
         key: str,
+        learner: Learner,
         unless: Select[Any] | None = None,
     ) -> None:
         self.planner = planner
         self.campaign = campaign
+        self.learner = learner
         self._unless = unless
         self.cancelled: set[str] = set()
         """Customers for whom ``unless`` holds now (their due triggers are cancelled)."""
@@ -171,13 +200,17 @@ class Plan:
             ),
             occurrence=datetime.fromisoformat(key) if key else None,
             triggered=schedule_kind in ("on_enter", "on_event"),
+            auto_time=campaign.send_time == "auto",
             schedule_kind=schedule_kind,
             marketing=campaign.purpose == "marketing",
         )
-        self.assignment = _Assignment(campaign)
+        self.assignment = _Assignment(campaign, learner)
         self.summary = Summary()
-        self.timings: dict[tuple[str, datetime, bool], _Timing] = {}
-        self.best_hour: tuple[int, str] | None = None
+        self.timings: dict[tuple[str, datetime, bool, int], _Timing] = {}
+        self._allowed = tuple(
+            _allowed_hours(self.rules.window, quiet) for quiet in (None, self.rules.quiet)
+        )
+        """Local hours ``auto`` may choose from: without, then with quiet hours."""
         self.explanations: dict[str, list[tuple[str, str]]] = {}
         self._query = query
         self._key = key
@@ -206,7 +239,6 @@ class Plan:
         self._read: FactsReader | None = None
         self._columns = (0,) * 8
         self._checks: tuple[tuple[str, int, bool, int, bool, int], ...] = ()
-        self._rank: dict[str, tuple[float, int]] | None = None
         self._per_channel: tuple[list[tuple[str, int]], list[tuple[str, int]]] | None = None
 
     def __iter__(self) -> Iterator[PlanEntry | Dropped]:
@@ -263,10 +295,6 @@ class Plan:
         self._checks = tuple(checks)
         per_channel = read.per_channel
         self._per_channel = per_channel if per_channel[0] or per_channel[1] else None
-        if self.campaign.channel == "auto":
-            rates = self.planner._engagement[self.campaign.name].channels.rates
-            order = self.planner.settings.channel_order
-            self._rank = {ch: (rates.get(ch, 0.0), -order.index(ch)) for ch in order}
 
     def _tally(self) -> None:
         """Move the hot path's tallies into ``summary``."""
@@ -280,6 +308,8 @@ class Plan:
             summary.variants[variant] += n
             if channel is None:
                 summary.counts["holdout"] += n
+                if hour == _CONTROL[1]:
+                    summary.control += n
                 continue
             summary.planned += n
             summary.channels[channel] += n
@@ -299,7 +329,10 @@ class Planner:
         now: datetime,
         *,
         explain: bool = False,
+        goals: Mapping[str, Goal] | None = None,
     ) -> None:
+        """``goals``: what rewards each campaign's messages (``optimize.learner.goals_of``
+        of the library); without it, other campaigns' messages count clicks only."""
         self.conn = conn
         self.definitions = definitions
         self.settings = settings
@@ -308,7 +341,7 @@ class Planner:
         self.evaluation = Evaluation(definitions, conn, self.now)
         self.quiet = Span.parse(settings.quiet_hours) if settings.quiet_hours else None
         self._zones: dict[str, ZoneInfo] = {}
-        self._engagement: dict[str, Engagement] = {}
+        self.goals = goals
 
     # --- the audience --------------------------------------------------------------
 
@@ -367,19 +400,11 @@ class Planner:
             rule = self.evaluation.rule(where=campaign.unless)
             holding = self.evaluation.query(rule).subquery("unless_now")
             unless = select(holding.c.id).where(holding.c.id.in_(select(members.c.id)))
-        plan = Plan(self, campaign, query, key, unless)
-        if (campaign.channel == "auto" or campaign.send_time == "auto") and (
-            campaign.name not in self._engagement
-        ):
-            self._engagement[campaign.name] = engagement(
-                self.conn,
-                audience,
-                self.now,
-                self.settings.engagement_days,
-                self.settings.smoothing,
-                self.settings.default_timezone,
-            )
-        return plan
+        occurrence_tag = key or f"trigger:{self.now.isoformat()}"
+        learner = Learner(
+            self.conn, campaign, audience, self.now, self.settings, occurrence_tag, self.goals
+        )
+        return Plan(self, campaign, query, key, learner, unless)
 
     def triggered(self, campaign: Campaign, audience: Select[Any], since: datetime) -> Select[Any]:
         """``SELECT id, trigger_at`` (the latest trigger per customer) within the audience."""
@@ -485,34 +510,57 @@ class Planner:
                 checked = "holds" if customer_id in plan.cancelled else "does not hold"
                 when = "now" if base <= self.now else "again at send time"
                 notes.append(("unless", f"{campaign.unless} {checked} now; checked {when}"))
-        holdout, variant = _assign(plan.assignment, customer_id, notes)
+        control = rules.marketing and in_control(customer_id, self.now, self.settings.control)
+        if control:
+            holdout, variant, variant_probability = True, None, None
+            if notes is not None:
+                period = self.settings.control.reshuffle_days
+                notes.append(("holdout", f"global control group (reshuffled every {period} days)"))
+        else:
+            holdout, variant, variant_probability = _assign(plan.assignment, customer_id, notes)
+        learner = plan.learner
         if holdout:
             channel: str | None = None
             probability = 1.0
-        elif notes is not None:
-            channel, probability = self._channel(campaign, usable, notes)
-        elif plan._rank is None:
-            channel, probability = usable[0], 1.0  # usable keeps the campaign's order
+        elif learner.channels is not None:
+            u = unit(learner.tag, "channel", customer_id)
+            channel, choice = learner.channels.choose(tuple(usable), customer_id, u)
+            probability = choice.probability
+            if notes is not None:
+                notes.append(("channel", f"{channel} — {choice.why}"))
         else:
-            channel, probability = max(usable, key=plan._rank.__getitem__), 1.0
+            channel, probability = usable[0], 1.0  # usable keeps the campaign's order
+            if notes is not None:
+                notes.append(("channel", f"{channel}: the first usable of {list(rules.channels)}"))
         zone_name = row[i_zone] or self.settings.default_timezone
         quiet = rules.quiet if channel not in NOT_INTERRUPTING else None
+        hour = -1
+        if learner.hours is not None:
+            allowed_hours = plan._allowed[quiet is not None]
+            hour_choice = learner.hours.choose(
+                allowed_hours, customer_id, unit(learner.tag, "hour", customer_id)
+            )
+            hour = hour_choice.option
+            if not holdout:
+                probability *= hour_choice.probability
+            if notes is not None:
+                notes.append(("learned hour", hour_choice.why))
         # Everyone in one zone with one base instant gets the same times: work them out once.
         timing = None
         if notes is None:
-            if base is plan._base:
+            if base is plan._base and hour < 0:
                 timing = plan._zone_timings[quiet is not None].get(zone_name)
             else:
-                timing = plan.timings.get((zone_name, base, quiet is not None))
+                timing = plan.timings.get((zone_name, base, quiet is not None, hour))
         if timing is None:
             zone = self._zone(zone_name)
-            send_at = self._send_time(campaign, rules, base, zone, quiet, notes)
+            send_at = self._send_time(campaign, rules, base, zone, quiet, notes, hour)
             expires_at = send_at + rules.expires
             if rules.window is not None:
                 expires_at = min(expires_at, window_end(send_at, zone, rules.window))
             timing = (send_at, expires_at, send_at.astimezone(zone).hour)
-            plan.timings[(zone_name, base, quiet is not None)] = timing
-            if base is plan._base:
+            plan.timings[(zone_name, base, quiet is not None, hour)] = timing
+            if base is plan._base and hour < 0:
                 plan._zone_timings[quiet is not None][zone_name] = timing
         send_at, expires_at, local_hour = timing
         if plan._dedupe is not None:
@@ -533,9 +581,13 @@ class Planner:
             row[i_locale],
             trigger_at,
             probability,
+            "control" if control else "holdout" if holdout else "treated",
+            variant_probability,
         )
         plan._passed[6] += 1
-        if holdout:
+        if control:
+            plan._placed[_CONTROL] += 1
+        elif holdout:
             plan._placed[_HELD] += 1
         else:
             plan._placed[(channel, local_hour, variant or "(none)")] += 1
@@ -595,27 +647,6 @@ class Planner:
             f"{facts.sent_week} in the last week (cap {f.per_week})"
         )
 
-    def _channel(
-        self, campaign: Campaign, usable: list[str], notes: list[tuple[str, str]] | None
-    ) -> tuple[str, float]:
-        if campaign.channel != "auto":
-            chosen = next(ch for ch in campaign.channel if ch in usable)
-            if notes is not None:
-                notes.append(("channel", f"{chosen}: the first usable of {list(campaign.channel)}"))
-            return chosen, 1.0
-        rates = self._engagement[campaign.name].channels
-        order = self.settings.channel_order
-        chosen = max(usable, key=lambda ch: (rates.rates.get(ch, 0.0), -order.index(ch)))
-        if notes is not None:
-            shown = ", ".join(
-                f"{ch} {rates.rates.get(ch, 0.0):.3f} "
-                f"({rates.responses.get(ch, 0)}/{rates.sends.get(ch, 0)})"
-                for ch in usable
-            )
-            why = "best smoothed response rate" if rates.has_data else "no data: channel_order"
-            notes.append(("channel", f"{chosen} — {why}; usable: {shown}"))
-        return chosen, 1.0
-
     def _base_time(self, rules: _Rules, trigger_at: datetime | None) -> datetime:
         """When the message is due before the window and quiet hours move it."""
         if rules.triggered and trigger_at is not None:
@@ -632,12 +663,13 @@ class Planner:
         zone: ZoneInfo,
         quiet: Span | None,
         notes: list[tuple[str, str]] | None,
+        hour: int,
     ) -> datetime:
+        """``hour``: the learned local hour of ``send_time = "auto"`` (else -1)."""
         why = "now"
-        if campaign.send_time == "auto":
-            hour, reason = self._best_hour(campaign, rules)  # cached by the plan's timings
+        if hour >= 0:
             candidate = at_local_time(base, time(hour, 0), zone)
-            why = f"auto: {hour:02d}:00 local — {reason}"
+            why = f"auto: {hour:02d}:00 local (learned)"
         elif rules.fixed_time is not None:
             candidate = at_local_time(base, rules.fixed_time, zone)
             why = f"{campaign.send_time} local"
@@ -652,17 +684,6 @@ class Planner:
             )
         return send_at
 
-    def _best_hour(self, campaign: Campaign, rules: _Rules) -> tuple[int, str]:
-        """The audience's best local hour among those the window and quiet hours allow."""
-        hours = [
-            h
-            for h in range(24)
-            if (rules.window is None or rules.window.contains(time(h, 0)))
-            and (rules.quiet is None or not rules.quiet.contains(time(h, 0)))
-        ]
-        default = clock(self.settings.default_hour).hour
-        return self._engagement[campaign.name].best_hour(default, hours or list(range(24)))
-
     def _zone(self, name: str) -> ZoneInfo:
         zone = self._zones.get(name)
         if zone is None:
@@ -672,6 +693,17 @@ class Planner:
                 zone = ZoneInfo(self.settings.default_timezone)
             self._zones[name] = zone
         return zone
+
+
+def _allowed_hours(window: Span | None, quiet: Span | None) -> tuple[int, ...]:
+    """Local hours whose start the campaign window allows and quiet hours do not cover."""
+    hours = tuple(
+        h
+        for h in range(24)
+        if (window is None or window.contains(time(h, 0)))
+        and (quiet is None or not quiet.contains(time(h, 0)))
+    )
+    return hours or tuple(range(24))
 
 
 def _reachable(channel: str, facts: Facts) -> bool:
@@ -733,7 +765,7 @@ def _audience_note(campaign: Campaign, facts: Facts) -> str:
 
 def _assign(
     assignment: _Assignment, customer_id: str, notes: list[tuple[str, str]] | None
-) -> tuple[bool, str | None]:
+) -> tuple[bool, str | None, float | None]:
     """Holdout and variant from a stable hash of (campaign, customer)."""
     a = assignment
     ident = customer_id.encode()
@@ -745,24 +777,25 @@ def _assign(
     if draw < a.holdout:
         if notes is not None:
             notes.append(("holdout", f"holdout (hash {draw:.3f} < {a.holdout})"))
-        return True, None
+        return True, None, None
     if not a.names:
         if notes is not None:
             notes.append(("holdout", f"treated (hash {draw:.3f} ≥ holdout {a.holdout})"))
-        return False, None
+        return False, None, None
     pick = _unit(a.prefix_variant + ident) * a.total
     chosen = a.names[-1]
-    for name, bound in zip(a.names, a.bounds, strict=True):
+    weight = a.weights[-1]
+    for name, bound, share in zip(a.names, a.bounds, a.weights, strict=True):
         if pick < bound:
-            chosen = name
+            chosen, weight = name, share
             break
     if notes is not None:
         weights = ", ".join(
-            f"{name} {bound:g}" for name, bound in zip(a.names, a.weights, strict=True)
+            f"{name} {share / a.total:.2f}" for name, share in zip(a.names, a.weights, strict=True)
         )
-        note = f"variant '{chosen}' (hash {pick / a.total:.3f} over weights {weights})"
+        note = f"variant '{chosen}' (hash {pick / a.total:.3f} over shares {weights}; {a.why})"
         notes.append(("holdout", note))
-    return False, chosen
+    return False, chosen, weight / a.total
 
 
 def _unit(data: bytes) -> float:

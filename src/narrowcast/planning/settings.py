@@ -41,6 +41,9 @@ class LearningSettings(_Section):
     prior_strength: float = Field(default=20.0, gt=0)
     """How many messages' worth a level's estimate weighs in the level below it
     (all customers → segment → customer)."""
+    customer_prior_strength: float = Field(default=5.0, gt=0)
+    """The same, for the segment's estimate in a customer's own: smaller, so that a
+    customer's own results can move it within weeks."""
     neighbour_weight: float = Field(default=0.25, ge=0, le=1)
     """Share of an hour's evidence lent to each neighbouring hour (response curves are smooth)."""
     exploration: float = Field(default=0.1, ge=0, le=1)
@@ -84,10 +87,6 @@ class PlanningSettings(_Section):
     frequency: FrequencySettings = FrequencySettings()
     channel_order: tuple[str, ...] = ("push", "email", "in_app", "web", "webhook")
     """Preference for ``channel = "auto"`` when the data cannot decide (cold start, ties)."""
-    engagement_days: int = Field(default=90, ge=1)
-    """How far back ``auto`` choices look at results."""
-    smoothing: float = Field(default=20.0, ge=0)
-    """How many messages' worth of the all-customer rate a segment's rate is pulled toward."""
     app_recent: Duration = "30d"
     """An app session within this period makes a customer reachable in-app."""
     web_recent: Duration = "30d"

@@ -423,7 +423,9 @@ outbox = Table(
         comment="treated | holdout | control (global control group); NULL before 0007",
     ),
     Column(
-        "variant_probability", Float, comment="probability the variant was drawn with, given treated"
+        "variant_probability",
+        Float,
+        comment="probability the variant was drawn with, given treated",
     ),
     Column("provider", String(32)),
     Column("provider_id", String(200)),
