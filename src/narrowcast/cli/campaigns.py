@@ -76,9 +76,11 @@ def dry_run_command(
     out: Path | None,
 ) -> None:
     """Show who CAMPAIGN would reach, on which channel and when — without sending anything."""
+    from narrowcast.optimize.learner import goals_of
     from narrowcast.planning.dry_run import dry_run, write_samples
 
-    found = app.campaigns().get(campaign)
+    library = app.campaigns()
+    found = library.get(campaign)
     app.store.require_current()
     result = dry_run(
         app.store,
@@ -90,6 +92,7 @@ def dry_run_command(
         limit=limit,
         customer_id=customer_id,
         since=since,
+        goals=goals_of({name: f.campaign for name, f in library.files.items()}),
     )
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=False, default=str))

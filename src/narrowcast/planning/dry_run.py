@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,8 +26,9 @@ from narrowcast.campaigns.messages import render_message, segment_keys
 from narrowcast.campaigns.model import Campaign
 from narrowcast.channels.base import Message
 from narrowcast.channels.mime import Sender, build_email
+from narrowcast.optimize.trials import Goal
 from narrowcast.planning.context import ContextReader
-from narrowcast.planning.planner import STAGES, Dropped, PlanEntry, Planner, Summary
+from narrowcast.planning.planner import STAGES, Dropped, Plan, PlanEntry, Planner, Summary
 from narrowcast.planning.settings import PlanningSettings
 from narrowcast.render.errors import RenderError
 from narrowcast.render.links import MessageLinks
@@ -53,6 +55,8 @@ class DryRun:
     samples: list[Sample] = field(default_factory=list)
     explanation: list[tuple[str, str]] | None = None
     customer_id: str | None = None
+    learned: list[str] = field(default_factory=list)
+    """What the learned choices rest on: the A/B test's state, the segment's best hours."""
 
     def as_json(self) -> dict[str, Any]:
         s = self.summary
@@ -66,6 +70,8 @@ class DryRun:
             "local_hours": {f"{h:02d}": n for h, n in sorted(s.local_hours.items())},
             "variants": dict(s.variants),
             "dropped": dict(s.reasons.most_common()),
+            "global_control": s.control,
+            "learned": self.learned,
             "samples": [
                 {
                     "customer_id": x.entry.customer_id,
@@ -95,6 +101,7 @@ class DryRun:
             lines.append(f"customer {self.customer_id}:")
             for stage, note in self.explanation or [("audience", "not in the audience")]:
                 lines.append(f"  {stage:12s} {note}")
+            lines += [f"  {line}" for line in self.learned]
             return "\n".join(lines)
         labels = {
             "audience": "audience",
@@ -109,6 +116,8 @@ class DryRun:
             if stage == "unless" and self.campaign.unless is None:
                 continue
             lines.append(f"  {labels[stage]:26s} {s.counts[stage]:>9,}")
+            if stage == "holdout" and s.control:
+                lines.append(f"  {'  of which global control':26s} {s.control:>9,}")
         lines.append(f"  {'planned':26s} {s.planned:>9,}")
         if s.channels:
             lines.append(
@@ -125,6 +134,9 @@ class DryRun:
             lines.append(
                 "variants:  " + ", ".join(f"{v} {n:,}" for v, n in sorted(s.variants.items()))
             )
+        if self.learned:
+            lines.append("learned:")
+            lines += [f"  {line}" for line in self.learned]
         if s.reasons:
             lines.append("dropped:")
             for reason, count in s.reasons.most_common(10):
@@ -158,11 +170,14 @@ def dry_run(
     limit: int = 3,
     customer_id: str | None = None,
     since: datetime | None = None,
+    goals: Mapping[str, Goal] | None = None,
 ) -> DryRun:
     """Plan ``campaign`` as of ``now`` and render ``limit`` samples; writes nothing."""
     now = now.astimezone(UTC)
     with store.connect() as conn:
-        planner = Planner(conn, definitions, settings, now, explain=customer_id is not None)
+        planner = Planner(
+            conn, definitions, settings, now, explain=customer_id is not None, goals=goals
+        )
         start = since or now - timedelta(days=1)
         plan = planner.plan(campaign, since=start, customer_id=customer_id)
         occurrence = f"{campaign.schedule_kind} {getattr(campaign, campaign.schedule_kind)}" + (
@@ -179,6 +194,7 @@ def dry_run(
                 heapq.heapreplace(kept, item)
         entries = sorted((entry for _, entry in kept), key=lambda e: e.customer_id)
         result = DryRun(campaign, now, occurrence, plan.summary, customer_id=customer_id)
+        result.learned = learned(plan)
         if customer_id is not None:
             result.explanation = plan.explanations.get(customer_id)
         reader = ContextReader(conn, definitions, now)
@@ -270,3 +286,35 @@ def _negated(text: str) -> tuple[int, ...]:
 
 def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+
+
+def learned(plan: Plan) -> list[str]:
+    """One line per learned decision of the plan: what the models say."""
+    lines = []
+    learner = plan.learner
+    allocation = learner.allocation
+    if allocation is not None and allocation.adaptive:
+        arms = ", ".join(
+            f"{a.name} {a.conversions:,}/{a.sends:,} P(best) {allocation.best.get(a.name, 0):.2f}"
+            for a in allocation.arms
+        )
+        lines.append(f"A/B (goal {plan.campaign.goal}): {allocation.reason}; {arms}")
+    if learner.hours is not None:
+        curve = learner.hours.curve()
+        top = sorted(range(24), key=lambda h: -curve[h])[:3]
+        if learner.hours.has_data:
+            best = ", ".join(f"{h:02d}:00 {curve[h]:.2%}" for h in top)
+            lines.append(f"send time: segment response per message sent, best hours {best}")
+        else:
+            lines.append("send time: no results yet — the default hour, with exploration")
+    if learner.channels is not None:
+        model = learner.channels
+        if model.has_data:
+            rates = ", ".join(
+                f"{ch} {model.segment.mean[i]:.2%} (≈{model.segment_sends[i]:.0f} sends)"
+                for i, ch in enumerate(model.log.channels)
+            )
+            lines.append(f"channel: segment response per message sent: {rates}")
+        else:
+            lines.append("channel: no results yet — channel_order, with exploration")
+    return lines

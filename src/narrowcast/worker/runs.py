@@ -31,6 +31,8 @@ from sqlalchemy import func, select
 from narrowcast.campaigns.model import Campaign
 from narrowcast.campaigns.schedule import occurrences
 from narrowcast.dispatch.outbox import Outbox
+from narrowcast.optimize.learner import goals_of
+from narrowcast.optimize.trials import Goal
 from narrowcast.planning.planner import PlanEntry, Planner
 from narrowcast.planning.settings import PlanningSettings
 from narrowcast.segments.definitions import Definitions
@@ -64,15 +66,18 @@ def plan_due(
 ) -> list[RunResult]:
     """Plan every enabled campaign's due occurrences and new triggers as of ``now``."""
     results = []
+    goals = goals_of(campaigns)
     for campaign in campaigns.values():
         if not campaign.enabled:
             continue
         try:
             if campaign.triggered:
-                results += _plan_triggers(store, outbox, planning, campaign, definitions, now)
+                results += _plan_triggers(
+                    store, outbox, planning, campaign, definitions, now, goals
+                )
             else:
                 results += _plan_scheduled(
-                    store, outbox, planning, campaign, definitions, now, stale
+                    store, outbox, planning, campaign, definitions, now, stale, goals
                 )
         except RuleError as exc:
             # A campaign whose audience no longer checks (a segment was removed) must
@@ -95,6 +100,7 @@ def _plan_scheduled(
     definitions: Definitions,
     now: datetime,
     stale: timedelta,
+    goals: Mapping[str, Goal],
 ) -> list[RunResult]:
     catch_up = parse_duration(campaign.expires)
     results = []
@@ -107,7 +113,16 @@ def _plan_scheduled(
                 continue  # planned already, here or by another worker
         results.append(
             _plan(
-                store, outbox, planning, campaign, definitions, now, run, key, occurrence=occurrence
+                store,
+                outbox,
+                planning,
+                campaign,
+                definitions,
+                now,
+                run,
+                key,
+                goals,
+                occurrence=occurrence,
             )
         )
     return results
@@ -120,6 +135,7 @@ def _plan_triggers(
     campaign: Campaign,
     definitions: Definitions,
     now: datetime,
+    goals: Mapping[str, Goal],
 ) -> list[RunResult]:
     with _campaign_lock(store, campaign.name):
         since = _last_trigger_run(store, campaign.name) or now - parse_duration(campaign.expires)
@@ -129,7 +145,9 @@ def _plan_triggers(
         run = outbox.open_run(campaign.name, key, "trigger", now, now)
         if run is None:
             return []
-        return [_plan(store, outbox, planning, campaign, definitions, now, run, key, since=since)]
+        return [
+            _plan(store, outbox, planning, campaign, definitions, now, run, key, goals, since=since)
+        ]
 
 
 def _plan(
@@ -141,12 +159,13 @@ def _plan(
     now: datetime,
     run: int,
     key: str,
+    goals: Mapping[str, Goal],
     *,
     occurrence: datetime | None = None,
     since: datetime | None = None,
 ) -> RunResult:
     with store.connect() as conn:
-        planner = Planner(conn, definitions, planning, now)
+        planner = Planner(conn, definitions, planning, now, goals=goals)
         plan = planner.plan(campaign, occurrence=occurrence, since=since)
         entries = (entry for entry in plan if isinstance(entry, PlanEntry))
         try:
