@@ -163,6 +163,40 @@ def test_dry_run_explains_one_customer(shop: Path) -> None:
     assert "not in the audience" in outsider.output
 
 
+def test_dry_run_explains_every_learned_decision(shop: Path) -> None:
+    write(
+        shop,
+        "campaigns/learning.toml",
+        """
+        name = "learning"
+        segment = "lost"
+        every = "1d"
+        channel = "auto"
+        send_time = "auto"
+        window = "09:00-20:00"
+        goal = "order"
+        [[variants]]
+        name = "a"
+        [[variants]]
+        name = "b"
+        """,
+    )
+    for variant in ("a", "b"):
+        for part in ("email.subject.j2", "email.html.j2", "push.title.j2", "push.body.j2"):
+            write(shop, f"templates/learning/{variant}/{part}", f"{variant} {part}")
+    ids = json.loads(run("segments", "show", "lost", "--at", AT, "--json").output)["customer_ids"]
+    result = run("dry-run", "learning", "--at", AT, "--customer", ids[0])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "learned hour" in out and "no results yet: the default hour" in out
+    assert "no results yet: channel_order" in out
+    assert "variant '" in out and "testing: a, b below 100 closed sends" in out
+    summary = run("dry-run", "learning", "--at", AT)
+    assert "learned:" in summary.output and "A/B (goal order): testing" in summary.output
+    payload = json.loads(run("dry-run", "learning", "--at", AT, "--json").output)
+    assert any(line.startswith("send time: no results yet") for line in payload["learned"])
+
+
 def test_dry_run_of_an_unknown_campaign(shop: Path) -> None:
     result = run("dry-run", "winbak", "--at", AT)
     assert result.exit_code == 2
