@@ -36,7 +36,7 @@ def test_cost_is_taken_off_each_draw() -> None:
     posterior = Posterior(np.array([500.0, 450.0]), np.array([500.0, 550.0]))  # 0.50 vs 0.45
     rng = np.random.default_rng(2)
     assert best_probabilities(posterior, rng)[0] == pytest.approx(0.988, abs=0.005)  # z = 2.25
-    dear = best_probabilities(posterior, rng, cost=np.array([0.1, 0.0]))
+    dear = best_probabilities(posterior, rng, cost=np.array([0.2, 0.0]))
     assert dear[1] > 0.99
 
 
