@@ -113,7 +113,9 @@ def make_truth(size: int, rng: np.random.Generator) -> Truth:
 # --- the shop on disk ------------------------------------------------------------------
 
 
-def write_shop(folder: Path, truth: Truth, experiment: str) -> tuple[Store, Worker, FixedClock]:
+def write_shop(
+    folder: Path, truth: Truth, experiment: str, learning: str = ""
+) -> tuple[Store, Worker, FixedClock]:
     (folder / "campaigns").mkdir()
     (folder / "templates").mkdir()
     (folder / "config.toml").write_text(
@@ -123,6 +125,9 @@ url = "sqlite:///{folder / "sim.db"}"
 
 [planning]
 channel_order = ["email", "push"]
+
+[planning.learning]
+{learning}
 
 [planning.frequency]
 per_day = 3
@@ -377,12 +382,12 @@ def score_variants(truth: Truth, sent: list[tuple[int, int, int, str | None]]) -
 SCORES = {"time": score_time, "channel": score_channel, "variants": score_variants}
 
 
-def simulate(experiment: str, rounds: int, size: int, seed: int) -> list[Round]:
+def simulate(experiment: str, rounds: int, size: int, seed: int, learning: str = "") -> list[Round]:
     rng = np.random.default_rng(seed)
     truth = make_truth(size, rng)
     results = []
     with tempfile.TemporaryDirectory(prefix=f"narrowcast-sim-{experiment}-") as tmp:
-        store, worker, clock = write_shop(Path(tmp), truth, experiment)
+        store, worker, clock = write_shop(Path(tmp), truth, experiment, learning)
         try:
             for number in range(1, rounds + 1):
                 result = run_round(number, worker, clock, store, truth, rng, SCORES[experiment])
@@ -417,6 +422,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--customers", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--learning",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a [planning.learning] setting, as TOML (e.g. customer_prior_strength=20)",
+    )
     args = parser.parse_args(argv)
     unknown = [e for e in args.experiments if e not in SCORES]
     if unknown:
@@ -424,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     verdicts = []
     for experiment in args.experiments or list(SCORES):
         print(f"\n{experiment}: {args.customers:,} customers, {args.rounds} rounds (one a day)")
-        results = simulate(experiment, args.rounds, args.customers, args.seed)
+        learning = "\n".join(args.learning)
+        results = simulate(experiment, args.rounds, args.customers, args.seed, learning)
         last = results[-1]
         if experiment == "variants":
             regret = sum((r.segment_oracle - r.policy) * r.sent for r in results)

@@ -80,6 +80,33 @@ def best_probabilities(
     return np.asarray(counts / draws, dtype=np.float64)
 
 
+def best_probabilities_each(
+    alpha: Array,
+    beta: Array,
+    rng: np.random.Generator,
+    draws: int = 500,
+    cost: Array | None = None,
+    chunk: int = 2000,
+) -> Array:
+    """``best_probabilities`` for many posteriors at once: one row of ``alpha``/``beta``
+    per customer, one column per option. Drawn in chunks of ``chunk`` rows so memory
+    stays bounded (chunk × draws × options numbers)."""
+    rows, size = alpha.shape
+    out = np.zeros((rows, size))
+    if size == 1:
+        out[:] = 1.0
+        return out
+    for start in range(0, rows, chunk):
+        a, b = alpha[start : start + chunk], beta[start : start + chunk]
+        samples = rng.beta(a[:, None, :], b[:, None, :], size=(len(a), draws, size))
+        if cost is not None:
+            samples = samples - cost
+        winners = np.argmax(samples, axis=2)  # (rows, draws)
+        for option in range(size):
+            out[start : start + chunk, option] = (winners == option).mean(axis=1)
+    return out
+
+
 def with_floor(probabilities: Array, floor: float) -> Array:
     """Mix in ``floor`` of uniform exploration: every option keeps at least floor / n."""
     size = len(probabilities)
@@ -108,14 +135,14 @@ def smooth_circular(values: Array, weight: float) -> Array:
     """Lend ``weight`` of each hour's evidence to each neighbour (23 and 0 are neighbours)."""
     if weight == 0:
         return values
-    return np.asarray(
-        values + weight * (np.roll(values, 1) + np.roll(values, -1)), dtype=np.float64
-    )
+    neighbours = np.roll(values, 1, axis=-1) + np.roll(values, -1, axis=-1)
+    return np.asarray(values + weight * neighbours, dtype=np.float64)
 
 
 __all__ = [
     "Posterior",
     "best_probabilities",
+    "best_probabilities_each",
     "decay",
     "flat",
     "pick",

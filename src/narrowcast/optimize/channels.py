@@ -18,7 +18,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from narrowcast.optimize.beta import Array, Posterior, best_probabilities, flat, pick, with_floor
+from narrowcast.optimize.beta import (
+    Array,
+    Posterior,
+    best_probabilities,
+    best_probabilities_each,
+    flat,
+    pick,
+    with_floor,
+)
 from narrowcast.optimize.send_time import COLD_DRAWS, OWN_DRAWS, PRIOR_RATE, Choice
 from narrowcast.optimize.trials import TrialLog
 from narrowcast.planning.settings import LearningSettings
@@ -45,16 +53,16 @@ class ChannelModel:
         self.segment_sends = log.audience.sends.sum(axis=1)
         self.cost = np.array([settings.channel_cost.get(ch, 0.0) for ch in log.channels])
         self._shared: dict[tuple[int, ...], Array] = {}
+        self._own: dict[tuple[int, ...], dict[str, Array]] = {}
 
     def own(self, customer_id: str) -> Posterior | None:
-        counts = self.log.customers.get(customer_id)
-        if counts is None:
+        if self.log.messages_of(customer_id) < self.settings.min_customer_messages:
             return None
-        if self.log.messages.get(customer_id, 0) < self.settings.min_customer_messages:
-            return None
-        return self.segment.as_prior(self.settings.customer_prior_strength).update(
-            counts.sends.sum(axis=1), counts.responses.sum(axis=1)
-        )
+        return self._own_posterior([self.log.rows[customer_id]])
+
+    def _own_posterior(self, rows: list[int]) -> Posterior:
+        prior = self.segment.as_prior(self.settings.customer_prior_strength)
+        return prior.update(self.log.channel_sends[rows], self.log.channel_responses[rows])
 
     def probabilities(self, usable: tuple[str, ...], customer_id: str) -> tuple[Array, str]:
         """P(choose each usable channel) for this customer, and which level decided."""
@@ -64,18 +72,37 @@ class ChannelModel:
             greedy = np.zeros(len(usable))
             greedy[0] = 1.0  # ``usable`` keeps channel_order
             return with_floor(greedy, floor), "no results yet: channel_order"
-        cost = self.cost[list(index)]
-        own = self.own(customer_id)
-        if own is None:
-            shared = self._shared.get(index)
-            if shared is None:
-                rng = np.random.default_rng([self.seed, len(index), *index])
-                shared = best_probabilities(self.segment.subset(index), rng, COLD_DRAWS, cost)
-                self._shared[index] = shared
-            return with_floor(shared, floor), "segment"
-        rng = np.random.default_rng([self.seed, *customer_id.encode()])
-        chance = best_probabilities(own.subset(index), rng, OWN_DRAWS, cost)
-        return with_floor(chance, floor), "customer"
+        own = self._own_shares(index).get(customer_id)
+        if own is not None:
+            return with_floor(own, floor), "customer"
+        shared = self._shared.get(index)
+        if shared is None:
+            rng = np.random.default_rng([self.seed, len(index), *index])
+            cost = self.cost[list(index)]
+            shared = best_probabilities(self.segment.subset(index), rng, COLD_DRAWS, cost)
+            self._shared[index] = shared
+        return with_floor(shared, floor), "segment"
+
+    def _own_shares(self, index: tuple[int, ...]) -> dict[str, Array]:
+        """P(best channel) of every member whose own results count, drawn for all at once."""
+        found = self._own.get(index)
+        if found is None:
+            ids = self.log.experienced(self.settings.min_customer_messages)
+            found = {}
+            if ids:
+                posterior = self._own_posterior([self.log.rows[i] for i in ids])
+                columns = list(index)
+                rng = np.random.default_rng([self.seed, 1, len(index), *index])
+                shares = best_probabilities_each(
+                    posterior.alpha[:, columns],
+                    posterior.beta[:, columns],
+                    rng,
+                    OWN_DRAWS,
+                    self.cost[columns],
+                )
+                found = dict(zip(ids, shares, strict=True))
+            self._own[index] = found
+        return found
 
     def choose(self, usable: tuple[str, ...], customer_id: str, u: float) -> tuple[str, Choice]:
         shares, level = self.probabilities(usable, customer_id)

@@ -29,6 +29,7 @@ from narrowcast.optimize.beta import (
     Array,
     Posterior,
     best_probabilities,
+    best_probabilities_each,
     flat,
     pick,
     smooth_circular,
@@ -41,7 +42,8 @@ PRIOR_RATE = 0.05
 """Response rate assumed before any trial (only its strength matters once data arrives)."""
 COLD_DRAWS = 20000
 """Thompson draws behind the probabilities shared by customers without history of their own."""
-OWN_DRAWS = 1000
+OWN_DRAWS = 400
+"""Thompson draws per customer whose own results count (drawn for all of them at once)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ class HourModel:
         self.everyone = flat(24, rate, strength).update(*everyone)
         self.segment = self.everyone.as_prior(strength).update(*self._by_hour(log.audience))
         self.segment_sends = log.audience.sends.sum(axis=0)
-        self._shared: dict[tuple[int, ...], np.ndarray] = {}
+        self._shared: dict[tuple[int, ...], Array] = {}
+        self._own: dict[tuple[int, ...], dict[str, Array]] = {}
 
     def _by_hour(self, counts: Counts) -> tuple[Array, Array]:
         """Sends and responses per hour over every channel, lent to neighbouring hours."""
@@ -87,13 +90,18 @@ class HourModel:
 
     def own(self, customer_id: str) -> Posterior | None:
         """The customer's own posterior, once they have enough trials to count."""
-        counts = self.log.customers.get(customer_id)
-        if counts is None:
+        if self.log.messages_of(customer_id) < self.settings.min_customer_messages:
             return None
-        if self.log.messages.get(customer_id, 0) < self.settings.min_customer_messages:
-            return None
-        return self.segment.as_prior(self.settings.customer_prior_strength).update(
-            *self._by_hour(counts)
+        return self._own_posterior([self.log.rows[customer_id]])
+
+    def _own_posterior(self, rows: list[int]) -> Posterior:
+        """Posteriors of these members (one row each): the segment's, plus their own trials."""
+        weight = self.settings.neighbour_weight
+        log = self.log
+        prior = self.segment.as_prior(self.settings.customer_prior_strength)
+        return prior.update(
+            smooth_circular(log.hour_sends[rows], weight),
+            smooth_circular(log.hour_responses[rows], weight),
         )
 
     def probabilities(self, allowed: tuple[int, ...], customer_id: str) -> tuple[Array, str]:
@@ -103,27 +111,40 @@ class HourModel:
             target = _first_from(allowed, self.default_hour)
             greedy = np.array([1.0 if h == target else 0.0 for h in allowed])
             return with_floor(greedy, floor), "no results yet: the default hour"
-        own = self.own(customer_id)
-        if own is None:
-            shared = self._shared.get(allowed)
-            if shared is None:
-                rng = np.random.default_rng([self.seed, len(allowed), *allowed])
-                shared = best_probabilities(self.segment.subset(allowed), rng, COLD_DRAWS)
-                self._shared[allowed] = shared
-            return with_floor(shared, floor), "segment"
-        rng = np.random.default_rng([self.seed, *customer_id.encode()])
-        return with_floor(best_probabilities(own.subset(allowed), rng, OWN_DRAWS), floor), (
-            "customer"
-        )
+        own = self._own_shares(allowed).get(customer_id)
+        if own is not None:
+            return with_floor(own, floor), "customer"
+        shared = self._shared.get(allowed)
+        if shared is None:
+            rng = np.random.default_rng([self.seed, len(allowed), *allowed])
+            shared = best_probabilities(self.segment.subset(allowed), rng, COLD_DRAWS)
+            self._shared[allowed] = shared
+        return with_floor(shared, floor), "segment"
+
+    def _own_shares(self, allowed: tuple[int, ...]) -> dict[str, Array]:
+        """P(best hour) of every member whose own results count, drawn for all at once."""
+        found = self._own.get(allowed)
+        if found is None:
+            ids = self.log.experienced(self.settings.min_customer_messages)
+            found = {}
+            if ids:
+                posterior = self._own_posterior([self.log.rows[i] for i in ids])
+                columns = list(allowed)
+                rng = np.random.default_rng([self.seed, 1, len(allowed), *allowed])
+                shares = best_probabilities_each(
+                    posterior.alpha[:, columns], posterior.beta[:, columns], rng, OWN_DRAWS
+                )
+                found = dict(zip(ids, shares, strict=True))
+            self._own[allowed] = found
+        return found
 
     def choose(self, allowed: tuple[int, ...], customer_id: str, u: float) -> Choice:
         """The hour for this customer with uniform number ``u``, its probability and why."""
         shares, level = self.probabilities(allowed, customer_id)
         index = pick(shares, u)
         hour = allowed[index]
-        return Choice(
-            hour, float(shares[index]), self._why(hour, shares, allowed, level, customer_id)
-        )
+        why = self._why(hour, shares, allowed, level, customer_id)
+        return Choice(hour, float(shares[index]), why)
 
     def _why(
         self, hour: int, shares: Array, allowed: tuple[int, ...], level: str, customer_id: str
@@ -138,11 +159,11 @@ class HourModel:
             f"{mean[hour]:.2%} at {hour:02d}:00 "
             f"(≈{self.segment_sends[hour]:.0f} weighted sends), best {best:02d}:00 {mean[best]:.2%}"
         )
-        messages = self.log.messages.get(customer_id, 0)
+        messages = self.log.messages_of(customer_id)
         if level == "customer":
             own = self.own(customer_id)
             assert own is not None
-            text += f"; own history ({messages} messages) gives {own.mean[hour]:.2%}"
+            text += f"; own history ({messages} messages) gives {own.mean[0, hour]:.2%}"
         elif messages:
             text += (
                 f"; own history ({messages} messages) not counted below "

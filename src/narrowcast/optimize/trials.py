@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import ColumnElement, Connection, Select, and_, case, exists, literal, or_, select
 
 from narrowcast.optimize.beta import Array
@@ -61,21 +62,32 @@ class Counts:
 
 @dataclass
 class TrialLog:
-    """Trials for everyone, for an audience, and per audience member."""
+    """Trials for everyone, for an audience, and per audience member.
+
+    Per member the trials are kept pooled two ways — by hour over channels and by
+    channel over hours — in arrays with one row per member who has any, which is
+    all the send-time and channel models read.
+    """
 
     channels: tuple[str, ...]
     everyone: Counts
     audience: Counts
-    customers: dict[str, Counts] = field(default_factory=dict)
-    """Only audience members with at least one trial."""
-    messages: dict[str, int] = field(default_factory=dict)
-    """Unweighted number of trials per audience member (the minimum-data rule)."""
+    rows: dict[str, int] = field(default_factory=dict)
+    """Row of each audience member with at least one trial."""
+    hour_sends: Array = field(default_factory=lambda: np.zeros((0, 24)))
+    hour_responses: Array = field(default_factory=lambda: np.zeros((0, 24)))
+    channel_sends: Array = field(default_factory=lambda: np.zeros((0, 0)))
+    channel_responses: Array = field(default_factory=lambda: np.zeros((0, 0)))
+    messages: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Unweighted number of trials per member (the minimum-data rule)."""
 
-    def channel_index(self, channel: str) -> int | None:
-        try:
-            return self.channels.index(channel)
-        except ValueError:
-            return None
+    def messages_of(self, customer_id: str) -> int:
+        row = self.rows.get(customer_id)
+        return 0 if row is None else int(self.messages[row])
+
+    def experienced(self, minimum: int) -> list[str]:
+        """Members with at least ``minimum`` trials, in a stable order."""
+        return sorted(c for c, row in self.rows.items() if self.messages[row] >= minimum)
 
 
 def read_trials(
@@ -103,6 +115,12 @@ def read_trials(
     queries = [_query(members, name, goal, since, now) for name, goal in goals.items()]
     queries.append(_query(members, None, retired, since, now, exclude=tuple(goals)))
     half_life = settings.half_life_days
+    rows = log.rows
+    who: list[int] = []
+    channel_of: list[int] = []
+    hour_of: list[int] = []
+    weights: list[float] = []
+    rewards: list[float] = []
     for query in queries:
         for customer_id, channel, sent_at, zone_name, mine, rewarded in conn.execute(query):
             ch = index.get(channel)
@@ -122,12 +140,26 @@ def read_trials(
             if mine:
                 log.audience.sends[ch, hour] += weight
                 log.audience.responses[ch, hour] += reward
-                own = log.customers.get(customer_id)
-                if own is None:
-                    own = log.customers[customer_id] = Counts.empty(len(channels))
-                own.sends[ch, hour] += weight
-                own.responses[ch, hour] += reward
-                log.messages[customer_id] = log.messages.get(customer_id, 0) + 1
+                row = rows.get(customer_id)
+                if row is None:
+                    row = rows[customer_id] = len(rows)
+                who.append(row)
+                channel_of.append(ch)
+                hour_of.append(hour)
+                weights.append(weight)
+                rewards.append(reward)
+    member = np.array(who, dtype=np.intp)
+    by_hour = (member, np.array(hour_of, dtype=np.intp))
+    by_channel = (member, np.array(channel_of, dtype=np.intp))
+    size = len(rows)
+    log.hour_sends, log.hour_responses = np.zeros((size, 24)), np.zeros((size, 24))
+    log.channel_sends = np.zeros((size, len(channels)))
+    log.channel_responses = np.zeros((size, len(channels)))
+    np.add.at(log.hour_sends, by_hour, weights)
+    np.add.at(log.hour_responses, by_hour, rewards)
+    np.add.at(log.channel_sends, by_channel, weights)
+    np.add.at(log.channel_responses, by_channel, rewards)
+    log.messages = np.bincount(member, minlength=size).astype(np.int64)
     return log
 
 
