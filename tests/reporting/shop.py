@@ -26,6 +26,8 @@ from pathlib import Path
 from sqlalchemy import Connection, select
 
 from narrowcast.api.engagement import Response, record
+from narrowcast.campaigns.loader import campaign_paths, load_campaigns
+from narrowcast.campaigns.model import Campaign
 from narrowcast.config import Settings, load_settings
 from narrowcast.demo import generate_demo
 from narrowcast.dispatch.clock import FixedClock
@@ -67,6 +69,13 @@ def link_secret() -> Iterator[None]:
             os.environ.pop(SECRET_ENV, None)
         else:
             os.environ[SECRET_ENV] = before
+
+
+def campaigns() -> dict[str, Campaign]:
+    """The repository's sample campaigns, as the worker loads them."""
+    channels = ("email", "push", "in_app", "web", "webhook")
+    loaded = load_campaigns(campaign_paths(CAMPAIGNS, set()), channels)
+    return {name: f.campaign for name, f in loaded.files.items()}
 
 
 def write_config(folder: Path, database_url: str) -> Path:

@@ -22,8 +22,6 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
-from narrowcast.campaigns.loader import campaign_paths, load_campaigns
-from narrowcast.campaigns.model import Campaign
 from narrowcast.cli import cli
 from narrowcast.segments.language import parse_duration
 from narrowcast.segments.membership import flow, snapshot_instants
@@ -31,7 +29,7 @@ from narrowcast.store import Store
 from narrowcast.store.schema import events, outbox, segment_evaluations
 from narrowcast.worker.report import report
 
-from .shop import CAMPAIGNS, SECRET, SECRET_ENV, Shop, build_shop, write_config
+from .shop import SECRET, SECRET_ENV, Shop, build_shop, campaigns, write_config
 
 # --- the page, parsed ------------------------------------------------------------------------
 
@@ -141,12 +139,6 @@ def run(config: Path, *args: str) -> Result:
         env={SECRET_ENV: SECRET, "NARROWCAST_DATABASE_URL": None},
         catch_exceptions=False,
     )
-
-
-def campaigns() -> dict[str, Campaign]:
-    channels = ("email", "push", "in_app", "web", "webhook")
-    loaded = load_campaigns(campaign_paths(CAMPAIGNS, set()), channels)
-    return {name: f.campaign for name, f in loaded.files.items()}
 
 
 # --- the page as a whole ----------------------------------------------------------------------

@@ -18,7 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from narrowcast.api import inbox, ingest, pages, web, webhooks
+from narrowcast.api import dashboard, inbox, ingest, pages, web, webhooks
 from narrowcast.api.context import ApiContext
 from narrowcast.api.limits import BodyLimit
 from narrowcast.api.metrics import ApiMetrics, MetricsMiddleware
@@ -60,7 +60,7 @@ def create_app(
     metrics = ApiMetrics(store)
     app.state.metrics = metrics
 
-    for module in (ingest, inbox, web, webhooks, pages):
+    for module in (ingest, inbox, web, webhooks, pages, dashboard):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])

@@ -1,0 +1,677 @@
+"""``/dashboard``: a read-only view of the worker for operators, server-rendered, no JavaScript.
+
+Pages:
+
+* ``GET /dashboard`` — every campaign (enabled, schedule, its latest run and
+  that run's state, the next run), the queue by channel and state, paused
+  channels and the latest delivery errors: what ``narrowcast status`` prints
+  (``worker/status.py``), plus the latest run of every state;
+* ``GET /dashboard/charts`` — the charts of ``narrowcast report --html``
+  (``narrowcast.reporting``);
+* ``GET /dashboard/campaigns/{name}`` — each channel and variant of a
+  campaign rendered for a sample customer of its audience, the way
+  ``dry-run`` renders its samples; an email's HTML in an ``<iframe srcdoc>``
+  sandboxed to everything but its own origin: no scripts (the sandbox, and
+  the page's CSP the frame inherits), no forms, no navigating the page. Without
+  ``allow-same-origin`` Chromium isolates the frame in another process and
+  headless screenshots show it blank.
+
+Access is the operator key — the server key of ``/v1/events`` (``[api]
+api_key_env``); with none configured every page answers 503 naming that
+setting. A browser cannot send a Bearer header when it navigates, so
+``POST /dashboard/login`` takes the key from a form and answers with a
+session cookie: ``v1.<expiry>.<HMAC-SHA256>``, keyed by a key derived from
+the operator key (changing the key signs everyone out), HttpOnly,
+SameSite=Strict, Path=/dashboard, Secure over https, valid for
+``SESSION_HOURS``. A request with the key as ``Authorization: Bearer`` is let
+in too (scripts, curl). A wrong key, an expired or a tampered cookie gets the
+sign-in form again with a 401 and a sentence saying which it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import Response as HttpResponse
+from jinja2 import DictLoader, Environment, StrictUndefined
+from markupsafe import Markup
+from sqlalchemy import Connection, func, select
+
+from narrowcast.api.context import ApiContext, context
+from narrowcast.api.pages import form_fields
+from narrowcast.campaigns.messages import channels_with_templates, render_message, segment_keys
+from narrowcast.campaigns.model import Campaign
+from narrowcast.planning.context import ContextReader
+from narrowcast.planning.planner import Planner
+from narrowcast.render.errors import RenderError
+from narrowcast.render.links import Links
+from narrowcast.render.renderer import Renderer
+from narrowcast.reporting import STYLE, build_sections, sections_html
+from narrowcast.segments.definitions import Definitions
+from narrowcast.segments.errors import RuleError
+from narrowcast.store.schema import campaign_runs, customers
+from narrowcast.worker.library import CampaignLibrary, TemplateFolder
+from narrowcast.worker.status import status
+
+log = logging.getLogger("narrowcast.api.dashboard")
+
+router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
+
+COOKIE = "narrowcast_dashboard"
+SESSION_HOURS = 12
+OFF = "the dashboard is off: set [api] api_key_env in config.toml (the operator key) to enable it"
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    # Previews may show a message's images; everything else stays on this page.
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https: http:; "
+        "frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+_SIGN_IN = {
+    "missing": "Sign in with the operator key (the server key of /v1/events).",
+    "expired": "Your dashboard session has expired: sign in again.",
+    "invalid": "Your dashboard session cookie is not valid (altered, or signed with an old "
+    "key): sign in again.",
+    "wrong": "Wrong operator key: the dashboard takes the server key of /v1/events — the "
+    "value of the variable [api] api_key_env names.",
+}
+
+
+# --- the session cookie -----------------------------------------------------------------------
+
+
+def _session_key(api_key: str) -> bytes:
+    return hmac.new(api_key.encode(), b"narrowcast dashboard session v1", hashlib.sha256).digest()
+
+
+def session_cookie(api_key: str, expires: datetime) -> str:
+    """The cookie value for a session that ends at ``expires``."""
+    payload = f"v1.{int(expires.timestamp())}"
+    mac = hmac.new(_session_key(api_key), payload.encode(), hashlib.sha256).hexdigest()
+    return f"{payload}.{mac}"
+
+
+def check_session(api_key: str, value: str | None, now: datetime) -> str:
+    """``ok``, ``missing``, ``invalid`` (not ours, or altered) or ``expired``."""
+    if not value:
+        return "missing"
+    version, _, rest = value.partition(".")
+    expiry, _, mac = rest.partition(".")
+    if version != "v1" or not expiry.isdigit():
+        return "invalid"
+    expected = session_cookie(api_key, datetime.fromtimestamp(int(expiry), now.tzinfo))
+    if not hmac.compare_digest(expected.encode(), value.encode()):
+        return "invalid"
+    return "ok" if int(expiry) > now.timestamp() else "expired"
+
+
+def _operator(request: Request) -> tuple[ApiContext, str]:
+    """The context and the session's state: ``ok``, ``off`` or why not."""
+    ctx = context(request)
+    key = ctx.secrets.api_key
+    if key is None:
+        return ctx, "off"
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), key.encode()):
+        return ctx, "ok"
+    return ctx, check_session(key, request.cookies.get(COOKIE), ctx.clock())
+
+
+Operator = Annotated[tuple[ApiContext, str], Depends(_operator)]
+
+
+# --- what the pages read: the campaign files and templates --------------------------------------
+
+
+class _Files:
+    """The campaign library and templates, reloaded when files change; one per app."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        settings = ctx.settings
+        self.lock = threading.Lock()
+        self.library = CampaignLibrary(settings.campaigns.dir, tuple(settings.channels.routes()))
+        self.renderer = Renderer(
+            settings.campaigns.templates, Links(ctx.signer, settings.links.base_url)
+        )
+        self.templates = TemplateFolder(self.renderer.templates)
+
+    def current(self) -> tuple[dict[str, Campaign], Definitions, list[str]]:
+        with self.lock:
+            self.library.reload()
+            self.templates.reload()
+            return dict(self.library.campaigns), self.library.definitions, self.library.problems
+
+
+_files_lock = threading.Lock()
+
+
+def _files(request: Request, ctx: ApiContext) -> _Files:
+    with _files_lock:
+        found: _Files | None = getattr(request.app.state, "dashboard_files", None)
+        if found is None:
+            found = request.app.state.dashboard_files = _Files(ctx)
+        return found
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+
+@router.get("", response_class=HTMLResponse)
+def overview(request: Request, operator: Operator) -> HttpResponse:
+    """Campaigns, queue depth, paused channels and the latest errors."""
+    ctx, state = operator
+    if state != "ok":
+        return _refuse(request, state)
+    files = _files(request, ctx)
+    campaigns, _, problems = files.current()
+    now = ctx.clock()
+    with ctx.store.connect() as conn:
+        found = status(conn, campaigns, now)
+        latest = _latest_runs(conn)
+    rows = []
+    for entry in found.campaigns:
+        campaign = campaigns[entry["name"]]
+        run = latest.get(entry["name"])
+        rows.append(
+            {
+                **entry,
+                "schedule": _schedule(campaign),
+                "channels": campaign.channel
+                if isinstance(campaign.channel, str)
+                else ", ".join(campaign.channel),
+                "run": run,
+            }
+        )
+    states = sorted({s for q in found.queue.values() for s in q}, key=_STATE_ORDER.index)
+    queue = [
+        {
+            "channel": channel or "(holdout)",
+            "counts": [q.get(s, 0) for s in states],
+            "due": found.due.get(channel, 0),
+        }
+        for channel, q in sorted(found.queue.items())
+    ]
+    return _page(
+        "overview",
+        title="narrowcast dashboard",
+        active="overview",
+        now=now,
+        campaigns=rows,
+        states=states,
+        queue=queue,
+        totals=[sum(q.get(s, 0) for q in found.queue.values()) for s in states],
+        paused=found.paused,
+        errors=found.errors,
+        problems=problems,
+    )
+
+
+@router.get("/charts", response_class=HTMLResponse)
+def charts(request: Request, operator: Operator) -> HttpResponse:
+    """The charts of ``narrowcast report --html``, over all recorded history."""
+    ctx, state = operator
+    if state != "ok":
+        return _refuse(request, state)
+    campaigns, _, _ = _files(request, ctx).current()
+    with ctx.store.connect() as conn:
+        sections = build_sections(
+            conn, campaigns, prior_strength=ctx.settings.planning.learning.prior_strength
+        )
+    return _page(
+        "charts",
+        title="Charts · narrowcast dashboard",
+        active="charts",
+        now=ctx.clock(),
+        sections=sections,
+        body=sections_html(sections),
+    )
+
+
+@router.get("/campaigns/{name}", response_class=HTMLResponse)
+def campaign_preview(name: str, request: Request, operator: Operator) -> HttpResponse:
+    """Every channel and variant of campaign ``name``, rendered for a sample customer."""
+    ctx, state = operator
+    if state != "ok":
+        return _refuse(request, state)
+    files = _files(request, ctx)
+    campaigns, definitions, _ = files.current()
+    campaign = campaigns.get(name)
+    if campaign is None:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(campaigns), n=1)
+        hint = f" — did you mean '{close[0]}'?" if close else ""
+        return _page(
+            "notice",
+            status=404,
+            title="No such campaign · narrowcast dashboard",
+            active="overview",
+            now=ctx.clock(),
+            heading="No such campaign",
+            message=f"There is no campaign named '{name}' in the campaigns folder{hint}",
+        )
+    now = ctx.clock()
+    with ctx.store.connect() as conn, files.lock:
+        previews, customer = _previews(conn, files.renderer, campaign, definitions, ctx, now)
+    return _page(
+        "campaign",
+        title=f"{name} · narrowcast dashboard",
+        active="overview",
+        now=now,
+        campaign=campaign,
+        schedule=_schedule(campaign),
+        customer=customer,
+        previews=previews,
+    )
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, operator: Operator) -> HttpResponse:
+    ctx, state = operator
+    if state == "ok":
+        return RedirectResponse("/dashboard", status_code=303, headers=HEADERS)
+    if state == "off":
+        return _refuse(request, state)
+    return _sign_in(request, "missing", status=200)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request, fields: Annotated[dict[str, list[str]], Depends(form_fields)]
+) -> HttpResponse:
+    """Check the operator key from the form; a session cookie and back to the page asked for."""
+    ctx = context(request)
+    key = ctx.secrets.api_key
+    if key is None:
+        return _refuse(request, "off")
+    given = (fields.get("key") or [""])[0].strip()
+    target = _safe_next((fields.get("next") or [""])[0])
+    if not hmac.compare_digest(given.encode(), key.encode()):
+        log.info("dashboard sign-in refused: wrong operator key")
+        return _sign_in(request, "wrong", target=target)
+    expires = ctx.clock() + timedelta(hours=SESSION_HOURS)
+    response = RedirectResponse(target, status_code=303, headers=HEADERS)
+    response.set_cookie(
+        COOKIE,
+        session_cookie(key, expires),
+        max_age=SESSION_HOURS * 3600,
+        path="/dashboard",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+@router.post("/logout")
+def logout() -> HttpResponse:
+    response = RedirectResponse("/dashboard/login", status_code=303, headers=HEADERS)
+    response.delete_cookie(COOKIE, path="/dashboard", httponly=True, samesite="strict")
+    return response
+
+
+# --- helpers of the pages ----------------------------------------------------------------------
+
+_STATE_ORDER = [
+    "planned",
+    "retry",
+    "claimed",
+    "sending",
+    "sent",
+    "failed",
+    "suppressed",
+    "canceled",
+    "expired",
+    "unknown",
+    "holdout",
+]
+
+
+_STATE_CLASS = {"failed": "bad", "planned": "ok", "planning": "muted"}
+
+
+def _schedule(campaign: Campaign) -> str:
+    kind = campaign.schedule_kind
+    text = f"{kind} {getattr(campaign, kind)}"
+    return text + (f" +{campaign.delay}" if campaign.delay else "")
+
+
+def _latest_runs(conn: Connection) -> dict[str, dict[str, Any]]:
+    """Each campaign's most recent run, whatever its state (planning, planned, failed)."""
+    r = campaign_runs
+    newest = select(r.c.campaign, func.max(r.c.id).label("id")).group_by(r.c.campaign).subquery()
+    rows = conn.execute(
+        select(r.c.campaign, r.c.state, r.c.kind, r.c.occurrence, r.c.finished_at, r.c.planned)
+        .add_columns(r.c.error)
+        .join(newest, newest.c.id == r.c.id)
+    ).mappings()
+    return {row["campaign"]: dict(row) for row in rows}
+
+
+def _sample_customer(conn: Connection, campaign: Campaign, planner: Planner) -> str | None:
+    """The first customer of the campaign's audience (by id), or of the store."""
+    try:
+        audience = planner.audience(campaign).subquery("audience")
+        first = conn.execute(
+            select(audience.c.id).order_by(audience.c.id).limit(1)
+        ).scalar_one_or_none()
+    except RuleError:
+        first = None
+    if first is None:
+        first = conn.execute(
+            select(customers.c.id).order_by(customers.c.id).limit(1)
+        ).scalar_one_or_none()
+    return None if first is None else str(first)
+
+
+@dataclass(frozen=True)
+class _Preview:
+    channel: str
+    variant: str | None
+    parts: dict[str, Any] | None
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.channel + (f" · variant {self.variant}" if self.variant else "")
+
+    @property
+    def fields(self) -> list[tuple[str, str]]:
+        """The parts other than an email's html, as text."""
+        shown = []
+        for name, value in (self.parts or {}).items():
+            if name == "html" and self.channel == "email":
+                continue
+            if value is None:
+                continue
+            text = value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
+            if text:
+                shown.append((name, text))
+        return shown
+
+
+def _previews(
+    conn: Connection,
+    renderer: Renderer,
+    campaign: Campaign,
+    definitions: Definitions,
+    ctx: ApiContext,
+    now: datetime,
+) -> tuple[list[_Preview], dict[str, Any] | None]:
+    settings = ctx.settings.planning
+    planner = Planner(conn, definitions, settings, now)
+    customer_id = _sample_customer(conn, campaign, planner)
+    if customer_id is None:
+        return [], None
+    candidates = settings.channel_order if campaign.channel == "auto" else campaign.channel
+    channels = channels_with_templates(renderer, campaign, tuple(candidates))
+    variants: list[str | None] = [v.name for v in campaign.variants] or [None]
+    reader = ContextReader(conn, definitions, now)
+    customer = reader.customers([customer_id])[customer_id]
+    kinds = {
+        (channel, variant, customer.get("locale")) for channel in channels for variant in variants
+    }
+    keys = segment_keys(renderer, campaign, kinds)
+    segment = reader.segments([customer_id], campaign.segment, keys)[customer_id]
+    previews = []
+    for channel in channels:
+        for variant in variants:
+            try:
+                parts = render_message(
+                    renderer,
+                    campaign,
+                    channel,
+                    customer,
+                    variant=variant,
+                    segment=segment,
+                    outbox_id=None,
+                )
+            except RenderError as exc:
+                previews.append(_Preview(channel, variant, None, str(exc.message)))
+                continue
+            previews.append(_Preview(channel, variant, parts))
+    return previews, customer
+
+
+def _safe_next(target: str) -> str:
+    """Only a dashboard path of this server: never an open redirect."""
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/dashboard"):
+        return "/dashboard"
+    if "\\" in target or target.startswith("//"):
+        return "/dashboard"
+    return parts.path
+
+
+def _refuse(request: Request, state: str) -> HTMLResponse:
+    if state == "off":
+        return _page(
+            "notice",
+            status=503,
+            title="Dashboard off · narrowcast",
+            active=None,
+            now=None,
+            heading="The dashboard is off",
+            message=OFF,
+        )
+    return _sign_in(request, state, target=_safe_next(request.url.path))
+
+
+def _sign_in(
+    request: Request, reason: str, *, target: str = "/dashboard", status: int = 401
+) -> HTMLResponse:
+    return _page(
+        "login",
+        status=status,
+        title="Sign in · narrowcast dashboard",
+        active=None,
+        now=None,
+        reason=reason,
+        message=_SIGN_IN[reason],
+        target=target,
+    )
+
+
+def _page(template: str, *, status: int = 200, **values: Any) -> HTMLResponse:
+    body = _env.get_template(template).render(
+        report_style=Markup(STYLE), state_class=_STATE_CLASS, **values
+    )
+    return HTMLResponse(body, status_code=status, headers=HEADERS)
+
+
+# --- templates -----------------------------------------------------------------------------------
+
+_LAYOUT = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex, nofollow">
+<title>{{ title }}</title>
+<style>
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1e1e1e;
+background:#f6f6f4;margin:0}
+header.bar{background:#1d2b44;color:#fff;padding:.6rem 1.5rem;display:flex;gap:1.4rem;
+align-items:center;flex-wrap:wrap}
+header.bar a{color:#dce6f7;text-decoration:none}header.bar a[aria-current]{color:#fff;
+font-weight:600;border-bottom:2px solid #fff}
+header.bar strong{font-size:1.1rem;margin-right:1rem}
+header.bar form{margin-left:auto}header.bar button{font:inherit;background:none;
+color:#dce6f7;border:1px solid #5b6c8c;border-radius:4px;padding:.15rem .7rem;cursor:pointer}
+main{max-width:72rem;margin:0 auto;padding:1.2rem 1.5rem}
+h1{font-size:1.5rem;margin:.4rem 0 1rem}h2{font-size:1.2rem;margin-top:1.8rem}
+table.grid{border-collapse:collapse;background:#fff;font-size:.9rem;width:100%}
+table.grid th,table.grid td{padding:.35rem .6rem;border-bottom:1px solid #e3e3e3;
+text-align:left;vertical-align:top}table.grid td.n,table.grid th.n{text-align:right}
+.ok{color:#2e7d32}.bad{color:#c62828;font-weight:600}.muted{color:#666}
+.notice{background:#fff;border-left:4px solid #c62828;padding:.8rem 1rem}
+.paused{background:#fff4e5;border-left:4px solid #e07b00;padding:.6rem 1rem;margin:.4rem 0}
+.card{background:#fff;border:1px solid #e0e0e0;border-radius:8px;padding:1rem;margin:1rem 0}
+.card h3{margin:0 0 .6rem;font-size:1.05rem}
+dl.parts{display:grid;grid-template-columns:8rem 1fr;gap:.3rem .8rem;margin:0}
+dl.parts dt{color:#555}dl.parts dd{margin:0;white-space:pre-wrap;overflow-wrap:anywhere}
+iframe.email{width:100%;height:34rem;border:1px solid #ccc;border-radius:4px;background:#fff}
+form.login{background:#fff;padding:1.2rem;border-radius:8px;max-width:26rem}
+form.login input{font:inherit;width:100%;padding:.4rem;margin:.3rem 0 .8rem;box-sizing:border-box}
+form.login button{font:inherit;padding:.5rem 1.2rem;border:0;border-radius:6px;
+background:#1f5fbf;color:#fff;cursor:pointer}
+{{ report_style }}
+</style>
+</head>
+<body>
+<header class="bar">
+<strong>narrowcast</strong>
+{% if active %}
+<a href="/dashboard"{% if active == "overview" %} aria-current="page"{% endif %}>Overview</a>
+<a href="/dashboard/charts"{% if active == "charts" %} aria-current="page"{% endif %}>Charts</a>
+<form method="post" action="/dashboard/logout"><button type="submit">Sign out</button></form>
+{% endif %}
+</header>
+<main>{% block main %}{% endblock %}
+{% if now %}<p class="muted">As of {{ now.strftime("%Y-%m-%d %H:%M:%S") }} UTC.</p>{% endif %}
+</main>
+</body>
+</html>
+"""
+
+_OVERVIEW = """{% extends "layout" %}{% block main %}
+<h1>Campaigns</h1>
+{% for problem in problems %}<p class="notice">{{ problem }}</p>{% endfor %}
+<table class="grid">
+<thead><tr><th>campaign</th><th>enabled</th><th>schedule</th><th>channels</th>
+<th>last run</th><th>state</th><th class="n">planned</th><th>next run (UTC)</th>
+<th>preview</th></tr></thead>
+<tbody>
+{% for c in campaigns %}<tr>
+<td>{{ c.name }}</td>
+<td class="{{ 'ok' if c.enabled else 'muted' }}">{{ "yes" if c.enabled else "no" }}</td>
+<td>{{ c.schedule }}</td><td>{{ c.channels }}</td>
+{% if c.run %}
+<td>{{ c.run.occurrence.strftime("%Y-%m-%d %H:%M") }} ({{ c.run.kind }})</td>
+<td><span class="{{ state_class[c.run.state] }}">{{ c.run.state }}</span>
+{%- if c.run.error %}: {{ c.run.error }}{% endif %}</td>
+<td class="n">{{ c.run.planned }}</td>
+{% else %}<td class="muted">never</td><td>-</td><td class="n">-</td>{% endif %}
+<td>{% if c.next_run %}{{ c.next_run[:16].replace("T", " ") }}
+{%- elif c.triggered and c.enabled %}on trigger{% else %}-{% endif %}</td>
+<td><a href="/dashboard/campaigns/{{ c.name }}">messages</a></td>
+</tr>
+{% endfor %}</tbody></table>
+
+<h2>Paused channels</h2>
+{% for channel, p in paused.items() %}
+<div class="paused" role="alert"><strong>{{ channel }}</strong> paused since
+{{ p.since[:19].replace("T", " ") }}: {{ p.reason }}<br>
+<span class="muted">Its messages wait. Fix the credentials, then run
+<code>narrowcast channels resume {{ channel }}</code>.</span></div>
+{% else %}<p class="ok">No channel is paused.</p>{% endfor %}
+
+<h2>Queue</h2>
+{% if queue %}
+<table class="grid"><thead><tr><th>channel</th>
+{% for s in states %}<th class="n">{{ s }}</th>{% endfor %}<th class="n">due now</th></tr>
+</thead><tbody>
+{% for q in queue %}<tr><td>{{ q.channel }}</td>
+{% for n in q.counts %}<td class="n">{{ "{:,}".format(n) }}</td>{% endfor %}
+<td class="n">{{ "{:,}".format(q.due) }}</td></tr>
+{% endfor %}<tr><th>all</th>
+{% for n in totals %}<th class="n">{{ "{:,}".format(n) }}</th>{% endfor %}<th></th></tr>
+</tbody></table>
+{% else %}<p class="muted">The outbox is empty: nothing has been planned yet.</p>{% endif %}
+
+<h2>Latest errors</h2>
+{% if errors %}<table class="grid"><thead><tr><th>at (UTC)</th><th>campaign</th>
+<th>message</th><th>channel</th><th>status</th><th>error</th></tr></thead><tbody>
+{% for e in errors %}<tr><td>{{ e.at[:19].replace("T", " ") }}</td><td>{{ e.campaign }}</td>
+<td>#{{ e.outbox_id }}</td><td>{{ e.channel }}</td><td>{{ e.status }}</td>
+<td>{{ e.error }}</td></tr>
+{% endfor %}</tbody></table>{% else %}<p class="ok">No delivery errors.</p>{% endif %}
+{% endblock %}
+"""
+
+_CHARTS = """{% extends "layout" %}{% block main %}
+<h1>Charts</h1>
+<p class="muted">The charts of <code>narrowcast report --html</code>, over all recorded
+history.</p>
+{{ body }}
+{% endblock %}
+"""
+
+_CAMPAIGN = """{% extends "layout" %}{% block main %}
+<h1>{{ campaign.name }}</h1>
+<p>{{ campaign.description }}</p>
+<p class="muted">{{ schedule }} · {{ "enabled" if campaign.enabled else "disabled" }}
+· {{ campaign.purpose }}{% if campaign.segment %} · segment {{ campaign.segment }}{% endif %}
+{% if campaign.goal %} · goal {{ campaign.goal }} within {{ campaign.attribution_window }}
+{% endif %}</p>
+{% if customer %}
+<p>Rendered for sample customer <strong>{{ customer.id }}</strong>
+{%- if customer.first_name %} ({{ customer.first_name }}
+{%- if customer.locale %}, {{ customer.locale }}{% endif %}){% endif %}.
+Links are previews: a click on them is not recorded.</p>
+{% for p in previews %}
+<section class="card" aria-label="{{ p.label }}">
+<h3>{{ p.label }}</h3>
+{% if p.error %}<p class="notice">Cannot render: {{ p.error }}</p>{% else %}
+<dl class="parts">
+{% for name, text in p.fields %}<dt>{{ name }}</dt><dd>{{ text }}</dd>{% endfor %}
+</dl>
+{% if p.channel == "email" and p.parts.html %}
+<iframe class="email" title="{{ p.label }}: the email as sent" sandbox="allow-same-origin"
+ srcdoc="{{ p.parts.html }}"></iframe>
+{% endif %}{% endif %}
+</section>
+{% else %}<p class="notice">No channel of this campaign has its templates.</p>{% endfor %}
+{% else %}<p class="notice">No customer in the store to render the messages for.</p>{% endif %}
+{% endblock %}
+"""
+
+_LOGIN = """{% extends "layout" %}{% block main %}
+<h1>narrowcast dashboard</h1>
+{% if reason == "missing" %}<p>{{ message }}</p>
+{% else %}<p class="notice" role="alert">{{ message }}</p>{% endif %}
+<form class="login" method="post" action="/dashboard/login">
+<label for="key">Operator key</label>
+<input id="key" name="key" type="password" autocomplete="current-password" required autofocus>
+<input type="hidden" name="next" value="{{ target }}">
+<button type="submit">Sign in</button>
+</form>
+{% endblock %}
+"""
+
+_NOTICE = """{% extends "layout" %}{% block main %}
+<h1>{{ heading }}</h1>
+<p class="notice" role="alert">{{ message }}</p>
+{% endblock %}
+"""
+
+_env = Environment(
+    loader=DictLoader(
+        {
+            "layout": _LAYOUT,
+            "overview": _OVERVIEW,
+            "charts": _CHARTS,
+            "campaign": _CAMPAIGN,
+            "login": _LOGIN,
+            "notice": _NOTICE,
+        }
+    ),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+)
