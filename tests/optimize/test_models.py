@@ -120,3 +120,12 @@ def test_the_control_group_is_stable_within_a_period_and_sized_by_share() -> Non
     other_salt = ControlSettings(share=0.05, reshuffle_days=90, salt="other")
     assert {i for i in ids if in_control(i, now, other_salt)} != members
     assert not any(in_control(i, now, ControlSettings(share=0)) for i in ids[:100])
+
+
+def test_an_arm_ruled_out_early_does_not_hold_the_test_open() -> None:
+    # The loser got no traffic after its first batch (its chance of being best ~ 0).
+    allocation = allocate([Arm("a", 2000, 800), Arm("b", 74, 1)], SETTINGS, seed=7)
+    assert allocation.winner == "a", allocation.reason
+    # …but an arm still in the running does.
+    undecided = allocate([Arm("a", 2000, 800), Arm("b", 20, 8)], SETTINGS, seed=7)
+    assert undecided.winner is None and "b below 100" in undecided.reason

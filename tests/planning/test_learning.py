@@ -18,6 +18,8 @@ from narrowcast.optimize.trials import Goal
 from narrowcast.planning import Dropped, PlanEntry, Planner
 from narrowcast.planning.settings import ControlSettings, FrequencySettings, LearningSettings
 from narrowcast.store import Store
+from narrowcast.worker.report import report
+from narrowcast.worker.report_blocks import AbTest
 from tests.planning.test_planner import DAY, LIBRARY, NOW, SETTINGS, Shop, campaign
 
 MADRID = ZoneInfo("Europe/Madrid")
@@ -289,3 +291,29 @@ def test_goals_of_reads_each_campaigns_goal() -> None:
     goals = goals_of({"launch": variant_campaign(), "plain": campaign()})
     assert goals["launch"] == Goal("order", timedelta(days=1))
     assert goals["plain"].event is None
+
+
+def test_the_report_shows_the_posterior_per_arm_and_the_winner(store: Store) -> None:
+    shop = Shop()
+    ids = audience(shop, 1200)
+    arm_results(shop, ids, {"a": 0.40, "b": 0.05}, NOW - 3 * DAY)
+    shop.write(store)
+    chosen = variant_campaign()
+    with store.connect() as conn:
+        found = report(conn, {"launch": chosen})
+    block = found.campaigns["launch"].block("ab_test")
+    assert isinstance(block, AbTest)
+    data = block.as_json()
+    assert data["winner"] == "a"
+    a, b = data["arms"]
+    assert (a["sends"], a["conversions"]) == (600, 240)
+    assert a["posterior_mean"] == pytest.approx(241 / 602)
+    low, high = a["credible_95"]
+    assert low < 0.4 < high and high - low < 0.1
+    assert a["p_best"] > 0.999 and a["next_share"] == 1.0
+    text = "\n".join(block.lines())
+    assert "A/B test on order (bandit): winner a" in text and "P(best)" in text
+    fixed = variant_campaign(allocation="fixed")
+    with store.connect() as conn:
+        plain = report(conn, {"launch": fixed})
+    assert plain.campaigns["launch"].block("ab_test") is None

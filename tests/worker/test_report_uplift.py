@@ -26,14 +26,13 @@ from narrowcast.optimize.uplift import Moments, ipw_rate, mean_difference, rate_
 from narrowcast.store import Store
 from narrowcast.store.schema import campaign_runs, customers, events, outbox
 from narrowcast.testing import FakeSendGrid
-from narrowcast.worker.report import (
+from narrowcast.worker.report import Report, report
+from narrowcast.worker.report_blocks import (
     Attribution,
     Distribution,
     IntentToTreat,
-    Report,
     SampleRatioCheck,
     VariantRates,
-    report,
 )
 from narrowcast.worker.worker import Worker
 from tests.worker.conftest import KEY, write_shop

@@ -146,7 +146,7 @@ def report(
         _html_report(app, campaigns, since, campaign, html_path)
         return
     with app.store.connect() as conn:
-        found = build(conn, campaigns, since, campaign)
+        found = build(conn, campaigns, since, campaign, app.settings.planning.learning)
     click.echo(json.dumps(found.as_json(), indent=2) if as_json else found.text())
 
 

@@ -30,6 +30,8 @@ from narrowcast.segments.sql import PlusInterval
 from narrowcast.store.schema import Instant, events, outbox
 
 DRAWS = 20000
+RULED_OUT = 0.001
+"""An arm whose chance of being the best is below this needs no minimum of sends."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,13 @@ def allocate(arms: Sequence[Arm], settings: LearningSettings, seed: int = 0) -> 
     remaining = (draws.max(axis=1) - draws[:, lead]) / draws[:, lead]
     value_remaining = float(np.quantile(remaining, settings.confidence))
     chances = {a.name: float(p) for a, p in zip(arms, best, strict=True)}
-    short = [a.name for a in arms if a.sends < settings.min_variant_sends]
+    # An arm the posteriors have all but ruled out gets (almost) no traffic, so it may
+    # never reach the minimum: it must not hold the test open for ever.
+    short = [
+        a.name
+        for a in arms
+        if a.sends < settings.min_variant_sends and chances[a.name] >= RULED_OUT
+    ]
     if not short and value_remaining < settings.min_lift:
         reason = (
             f"winner {leader}: {settings.confidence:.0%} sure no variant beats it by more "
