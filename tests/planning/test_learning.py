@@ -126,7 +126,7 @@ def test_a_customers_own_history_counts_once_there_is_enough(store: Store) -> No
         for e in shop.rows[next(t for t in shop.rows if t.name == "events")]
         if e["customer_id"] != "c000"
     ]
-    for day in range(2, 14):
+    for day in range(2, 42):
         sent(shop, "c000", local(day, 12), converted=True)
         sent(shop, "c000", local(day, 18), converted=False)
     shop.write(store)
@@ -135,7 +135,7 @@ def test_a_customers_own_history_counts_once_there_is_enough(store: Store) -> No
     assert found["c000"].local_hour in (11, 12, 13), dict(plan.explanations["c000"])
     others = Counter(found[id].local_hour for id in ids[1:])
     assert sum(others[h] for h in (17, 18, 19)) >= 25, (others, dict(plan.explanations["c001"]))
-    assert "own history (24 messages) gives" in dict(plan.explanations["c000"])["learned hour"]
+    assert "own history (80 messages) gives" in dict(plan.explanations["c000"])["learned hour"]
     few = GREEDY.model_copy(
         update={"learning": LearningSettings(exploration=0, min_customer_messages=100)}
     )

@@ -41,9 +41,10 @@ class LearningSettings(_Section):
     prior_strength: float = Field(default=20.0, gt=0)
     """How many messages' worth a level's estimate weighs in the level below it
     (all customers → segment → customer)."""
-    customer_prior_strength: float = Field(default=5.0, gt=0)
-    """The same, for the segment's estimate in a customer's own: smaller, so that a
-    customer's own results can move it within weeks."""
+    customer_prior_strength: float = Field(default=30.0, gt=0)
+    """The same, for the segment's estimate in a customer's own. Weaker, and every
+    customer with a handful of messages explores on their own: in
+    ``bench/optimise_sim.py`` 5 closed 0.48 of the gap to the segment oracle, 30 closed 0.64."""
     neighbour_weight: float = Field(default=0.25, ge=0, le=1)
     """Share of an hour's evidence lent to each neighbouring hour (response curves are smooth)."""
     exploration: float = Field(default=0.1, ge=0, le=1)
