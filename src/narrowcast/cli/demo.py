@@ -60,7 +60,7 @@ def demo(app: App, count: int, seed: int, at: datetime | None, shop_only: bool) 
     if not shop_only:
         from narrowcast.demo.pipeline import run_pipeline
 
-        click.echo(run_pipeline(app.settings, app.store, now).summary())
+        click.echo(run_pipeline(app.settings, app.store, now, seed).summary())
 
 
 @contextmanager

@@ -8,6 +8,8 @@ hours for 24 hours — planning what falls due and sending it through the
 configured adapters (by default the file adapter writing ``outbox/`` and the
 store-backed in-app and web adapters, so no credentials are needed).
 
+Then every message sent draws a response from its customer's demo behaviour
+(``responses.py``), so that reports and the learning have results to read.
 It prints what was sent per campaign, per channel and per local send hour.
 """
 
@@ -20,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from narrowcast.config import Settings
+from narrowcast.demo.responses import Responses, respond
 from narrowcast.dispatch.clock import FixedClock
 from narrowcast.plaintable import format_table
 from narrowcast.segments.membership import snapshot
@@ -40,6 +43,7 @@ class PipelineReport:
     """(campaign, channel, sent, other outcomes)."""
     hours: Counter[int] = field(default_factory=Counter)
     states: Counter[str] = field(default_factory=Counter)
+    responses: Responses | None = None
 
     def summary(self) -> str:
         if not self.campaigns:
@@ -61,6 +65,8 @@ class PipelineReport:
         if others:
             shown = ", ".join(f"{n:,} {s}" for s, n in sorted(others.items()))
             lines.append(f"not sent: {shown} (see `narrowcast status` and `narrowcast report`)")
+        if self.responses is not None:
+            lines.append(self.responses.summary())
         if any(channel in ("in_app", "web") for _, channel, _, _ in self.by_campaign):
             lines.append(
                 "in-app and web messages wait in the store: `narrowcast serve` serves them "
@@ -69,7 +75,7 @@ class PipelineReport:
         return "\n".join(lines)
 
 
-def run_pipeline(settings: Settings, store: Store, now: datetime) -> PipelineReport:
+def run_pipeline(settings: Settings, store: Store, now: datetime, seed: int = 0) -> PipelineReport:
     clock = FixedClock(now - timedelta(days=7))
     worker = Worker(settings, store, clock=clock)
     report = PipelineReport(now, campaigns=len(worker.library.campaigns))
@@ -81,6 +87,7 @@ def run_pipeline(settings: Settings, store: Store, now: datetime) -> PipelineRep
     for _ in range(HOURS // int(STEP.total_seconds() // 3600) + 1):
         worker.tick()
         clock.advance(STEP)
+    report.responses = respond(store, now, seed)
     with store.connect() as conn:
         o = outbox
         rows = conn.execute(
