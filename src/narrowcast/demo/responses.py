@@ -18,11 +18,12 @@ from datetime import UTC, datetime, timedelta
 from random import Random
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
 from narrowcast.api.engagement import Response, record
 from narrowcast.segments.sql import json_property
 from narrowcast.store import Store
+from narrowcast.store.bulk import dialect_insert
 from narrowcast.store.schema import customers, events, outbox
 
 BASE = 0.02
@@ -108,8 +109,10 @@ def respond(store: Store, since: datetime, seed: int) -> Responses:
     with store.begin() as conn:
         found.clicks = record(conn, clicks)
         if orders:
-            conn.execute(insert(events), orders)
-            found.orders = len(orders)
+            statement = dialect_insert(conn, events).on_conflict_do_nothing(
+                index_elements=["event_id"]
+            )
+            found.orders = len(conn.execute(statement.returning(events.c.id), orders).all())
     return found
 
 
