@@ -14,7 +14,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -390,3 +390,37 @@ def test_unwritable_file_is_a_clear_error(shop: Shop, tmp_path: Path) -> None:
     result = run(shop.config, "report", "--html", str(blocker / "report.html"))
     assert result.exit_code == 1
     assert f"cannot write {blocker / 'report.html'}" in result.output
+
+
+def test_the_curve_is_the_send_time_models_posterior_mean(page: Page, shop: Shop) -> None:
+    """The line over the bars is what the planner samples from: HourModel.curve()."""
+    from narrowcast.optimize.learner import goals_of
+    from narrowcast.optimize.send_time import HourModel
+    from narrowcast.optimize.trials import read_trials
+
+    key = next(k for k, f in page.figures.items() if "lost (campaigns winback_lost)" in f.caption)
+    assert "send-time model (posterior mean)" in page.figures[key].caption
+    planning = shop.settings.planning
+    with shop.store.connect() as conn:
+        sent_to = (
+            select(outbox.c.customer_id.label("id"))
+            .where(outbox.c.campaign == "winback_lost", outbox.c.state == "sent")
+            .distinct()
+        )
+        channels = tuple(
+            conn.execute(select(outbox.c.channel).where(outbox.c.channel.is_not(None)).distinct())
+            .scalars()
+            .all()
+        )
+        log = read_trials(
+            conn,
+            sent_to,
+            goals_of(campaigns()),
+            channels,
+            datetime.now(UTC),
+            planning.learning,
+            planning.default_timezone,
+        )
+    curve = HourModel(log, planning.learning, 10, seed=0).curve()
+    for row in page.rows(key):
+        assert row[4] == f"{curve[int(row[0][:2])]:.1%}", row

@@ -229,9 +229,7 @@ def charts(request: Request, operator: Operator) -> HttpResponse:
         return _refuse(request, state)
     campaigns, _, _ = _files(request, ctx).current()
     with ctx.store.connect() as conn:
-        sections = build_sections(
-            conn, campaigns, prior_strength=ctx.settings.planning.learning.prior_strength
-        )
+        sections = build_sections(conn, campaigns, planning=ctx.settings.planning, now=ctx.clock())
     return _page(
         "charts",
         title="Charts · narrowcast dashboard",

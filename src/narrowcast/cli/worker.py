@@ -162,15 +162,12 @@ def _html_report(
 
     from narrowcast.reporting import build_sections, render_report, write_report
 
+    now = dt.now(UTC)
     with app.store.connect() as conn:
         sections = build_sections(
-            conn,
-            campaigns,
-            since=since,
-            only=only,
-            prior_strength=app.settings.planning.learning.prior_strength,
+            conn, campaigns, since=since, only=only, planning=app.settings.planning, now=now
         )
-    page = render_report(sections, generated=dt.now(UTC), since=since, only=only)
+    page = render_report(sections, generated=now, since=since, only=only)
     try:
         write_report(path, page)
     except OSError as exc:

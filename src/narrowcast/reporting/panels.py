@@ -10,16 +10,23 @@ of an SVG (never an empty axis).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from matplotlib.figure import Figure
 from sqlalchemy import Connection
 
 from narrowcast.campaigns.model import Campaign
+from narrowcast.planning.settings import PlanningSettings
 from narrowcast.reporting import charts, data
-from narrowcast.reporting.curves import EMPIRICAL_LABEL, overall_rate, smoothed_curve
+from narrowcast.reporting.curves import (
+    EMPIRICAL_LABEL,
+    MODEL_LABEL,
+    model_curve,
+    overall_rate,
+    smoothed_curve,
+)
 from narrowcast.segments.membership import NONE, Flow
 from narrowcast.worker.report import Comparison
 
@@ -77,9 +84,20 @@ def build_sections(
     *,
     since: datetime | None = None,
     only: str | None = None,
-    prior_strength: float = 20.0,
+    planning: PlanningSettings | None = None,
+    now: datetime | None = None,
 ) -> list[Section]:
-    """Every section of the report, read from ``conn`` (``only``: one campaign's charts)."""
+    """Every section of the report, read from ``conn`` (``only``: one campaign's charts).
+
+    ``planning`` is what the send-time model learns with (default: the defaults) and
+    ``now`` the instant it learns as of (default: the current time).
+    """
+    planning = planning or PlanningSettings()
+    now = now or datetime.now(UTC)
+
+    def curve(hourly: data.HourlyResponse) -> list[float] | None:
+        return model_curve(conn, hourly, campaigns, planning, now)
+
     return [
         Section(
             "segments",
@@ -94,7 +112,11 @@ def build_sections(
             "Per audience segment: responses (a click on the message, or the campaign's goal "
             "within its attribution window) per message sent, by the customer's local hour "
             "of sending. Opens do not count.",
-            send_time_panels(data.hourly_response(conn, campaigns, since, only), prior_strength),
+            send_time_panels(
+                data.hourly_response(conn, campaigns, since, only),
+                planning.learning.prior_strength,
+                curve,
+            ),
         ),
         Section(
             "channels",
@@ -188,7 +210,13 @@ def flow_panel(flow: Flow | None) -> Panel:
     return _panel(key, title_full, description, Table(columns, rows), figure)
 
 
-def send_time_panels(found: list[data.HourlyResponse], prior_strength: float) -> list[Panel]:
+def send_time_panels(
+    found: list[data.HourlyResponse],
+    prior_strength: float,
+    model: Callable[[data.HourlyResponse], list[float] | None] | None = None,
+) -> list[Panel]:
+    """A chart per segment: observed rate per hour, and the model's curve over it (the
+    smoothed observed rate until the model has closed trials for the segment)."""
     columns = ("local hour", "sent", "responded", "observed rate", "curve")
     if not found:
         return [
@@ -203,7 +231,9 @@ def send_time_panels(found: list[data.HourlyResponse], prior_strength: float) ->
     overall = overall_rate(found)
     panels = []
     for number, hourly in enumerate(found[:MAX_HOUR_PANELS], start=1):
-        curve = smoothed_curve(hourly, overall, prior_strength)
+        learned = model(hourly) if model is not None else None
+        curve = learned or smoothed_curve(hourly, overall, prior_strength)
+        label = MODEL_LABEL if learned else EMPIRICAL_LABEL
         title = f"Response by local send hour: {hourly.segment}"
         rows = tuple(
             (
@@ -221,10 +251,10 @@ def send_time_panels(found: list[data.HourlyResponse], prior_strength: float) ->
             f"{hourly.total_sends:,} messages sent to {hourly.segment} "
             f"(campaigns {', '.join(hourly.campaigns)}), {hourly.total_responses:,} responses "
             f"({_pct(hourly.overall_rate)}). Bars: observed rate per local send hour; line: "
-            f"{EMPIRICAL_LABEL}, highest at {best:02d}:00 ({_pct(curve[best])})."
+            f"{label}, highest at {best:02d}:00 ({_pct(curve[best])})."
         )
         figure = charts.hour_response(
-            hourly.sends, hourly.responses, curve, curve_label=EMPIRICAL_LABEL, title=title
+            hourly.sends, hourly.responses, curve, curve_label=label, title=title
         )
         panels.append(
             _panel(f"send-time-{number}", title, description, Table(columns, rows), figure)
