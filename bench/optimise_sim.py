@@ -4,8 +4,8 @@ Every simulated customer is drawn from a demo persona (``narrowcast.demo.persona
 and gets a true probability of responding to a message per local hour and per
 channel, which the optimiser never sees: a daily curve peaking at the persona's
 active hours (shifted by up to two hours for half the customers: people differ
-within a segment), and a channel factor favouring the persona's channel (a
-quarter of the customers prefer the other one).
+within a segment), and a channel factor favouring the persona's channel (email,
+or push for app and web people; a quarter of the customers prefer the other one).
 
 Each round is one simulated day through the real product: the worker (its
 planner, outbox, dispatcher and the file adapters) runs hourly ticks under an
@@ -60,6 +60,8 @@ START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # a Monday; campaigns plan at 06
 WINDOW = (8, 21)  # local 08:00-21:00: the campaign window (quiet hours start at 21:00)
 ALLOWED = tuple(range(*WINDOW))
 FIXED_HOUR = 10
+REACHES = {"email": "email", "push": "push", "in_app": "push", "web": "push"}
+"""The simulated channel of each persona's own: app and mobile-web people answer push."""
 VARIANT_LIFT = {"a": 1.0, "b": 1.25, "c": 0.85}
 
 
@@ -96,7 +98,7 @@ def make_truth(size: int, rng: np.random.Generator) -> Truth:
             )
             curve += np.exp(-(distance**2) / (2 * 1.3**2))
         curve /= curve.max()
-        own = persona.channel if persona.channel in CHANNELS else "email"
+        own = REACHES[persona.channel]
         favourite = own if rng.random() < 0.75 else next(c for c in CHANNELS if c != own)
         factor = {c: 1.0 if c == favourite else float(rng.uniform(0.2, 0.5)) for c in CHANNELS}
         base = float(rng.uniform(0.15, 0.4))
