@@ -61,7 +61,7 @@ from narrowcast.segments.definitions import Definitions
 from narrowcast.segments.errors import RuleError
 from narrowcast.store.schema import campaign_runs, customers
 from narrowcast.worker.library import CampaignLibrary, TemplateFolder
-from narrowcast.worker.status import status
+from narrowcast.worker.status import STATE_ORDER, status
 
 log = logging.getLogger("narrowcast.api.dashboard")
 
@@ -197,7 +197,7 @@ def overview(request: Request, operator: Operator) -> HttpResponse:
                 "run": run,
             }
         )
-    states = sorted({s for q in found.queue.values() for s in q}, key=_STATE_ORDER.index)
+    states = sorted({s for q in found.queue.values() for s in q}, key=STATE_ORDER.index)
     queue = [
         {
             "channel": channel or "(holdout)",
@@ -324,20 +324,6 @@ def logout() -> HttpResponse:
 
 
 # --- helpers of the pages ----------------------------------------------------------------------
-
-_STATE_ORDER = [
-    "planned",
-    "retry",
-    "claimed",
-    "sending",
-    "sent",
-    "failed",
-    "suppressed",
-    "canceled",
-    "expired",
-    "unknown",
-    "holdout",
-]
 
 
 _STATE_CLASS = {"failed": "bad", "planned": "ok", "planning": "muted"}

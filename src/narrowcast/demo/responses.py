@@ -16,7 +16,6 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from random import Random
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, select
 
@@ -25,6 +24,7 @@ from narrowcast.segments.sql import json_property
 from narrowcast.store import Store
 from narrowcast.store.bulk import dialect_insert
 from narrowcast.store.schema import customers, events, outbox
+from narrowcast.timezones import Zones
 
 BASE = 0.02
 """Click chance of a message at an hour the customer is never active in."""
@@ -119,7 +119,7 @@ def respond(store: Store, since: datetime, seed: int) -> Responses:
 def _habits(conn: Connection, people: list[str]) -> dict[str, tuple[Counter[int], str | None]]:
     """Per customer: their sessions by local start hour, and the channel most orders came by."""
     found: dict[str, tuple[Counter[int], str | None]] = {}
-    zones: dict[str, ZoneInfo] = {}
+    zones = Zones()
     channel = json_property(events, "channel", "text")
     for start in range(0, len(people), 500):
         chunk = people[start : start + 500]
@@ -132,24 +132,12 @@ def _habits(conn: Connection, people: list[str]) -> dict[str, tuple[Counter[int]
         for customer_id, kind, ts, via, zone_name in rows:
             hours, _ = found.setdefault(customer_id, (Counter(), None))
             if kind == "session_start":
-                hours[ts.astimezone(_zone(zones, zone_name)).hour] += 1
+                hours[ts.astimezone(zones(zone_name)).hour] += 1
             elif via:
                 by_channel.setdefault(customer_id, Counter())[via] += 1
         for customer_id, counts in by_channel.items():
             found[customer_id] = (found[customer_id][0], counts.most_common(1)[0][0])
     return found
-
-
-def _zone(cache: dict[str, ZoneInfo], name: str | None) -> ZoneInfo:
-    key = name or "UTC"
-    zone = cache.get(key)
-    if zone is None:
-        try:
-            zone = ZoneInfo(key)
-        except (ZoneInfoNotFoundError, ValueError):
-            zone = ZoneInfo("UTC")
-        cache[key] = zone
-    return zone
 
 
 __all__ = ["Responses", "respond"]

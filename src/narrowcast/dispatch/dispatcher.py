@@ -34,7 +34,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from narrowcast.campaigns.messages import KeysCache, render_message, segment_keys
 from narrowcast.campaigns.model import Campaign
@@ -53,6 +52,7 @@ from narrowcast.render.renderer import Renderer
 from narrowcast.segments.definitions import Definitions
 from narrowcast.segments.language import parse_duration
 from narrowcast.store import Store
+from narrowcast.timezones import Zones
 
 if TYPE_CHECKING:
     from narrowcast.config import Settings
@@ -104,7 +104,7 @@ class Dispatcher:
         self.stopping = asyncio.Event()
         self._buckets: dict[str, TokenBucket] = {}
         self._lease = parse_duration(settings.dispatch.lease)
-        self._zones: dict[str, ZoneInfo] = {}
+        self._zones = Zones(settings.planning.default_timezone)
         self._keys: KeysCache = {}
         self._renewals = ThreadPoolExecutor(1, thread_name_prefix="narrowcast-lease")
 
@@ -518,15 +518,7 @@ class Dispatcher:
             self.on_outcomes(outcomes)
 
     def _local_hour(self, person: Mapping[str, Any], now: datetime) -> int:
-        name = person.get("timezone") or self.settings.planning.default_timezone
-        zone = self._zones.get(name)
-        if zone is None:
-            try:
-                zone = ZoneInfo(name)
-            except (ZoneInfoNotFoundError, ValueError):
-                zone = ZoneInfo("UTC")
-            self._zones[name] = zone
-        return now.astimezone(zone).hour
+        return now.astimezone(self._zones(person.get("timezone"))).hour
 
 
 def _brief(exc: BaseException) -> str:

@@ -21,62 +21,25 @@ probability of the chosen hour is logged with the message.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from narrowcast.optimize.beta import (
-    Array,
-    Posterior,
-    best_probabilities,
-    best_probabilities_each,
-    flat,
-    pick,
-    smooth_circular,
-    with_floor,
-)
+from narrowcast.optimize.beta import Array, pick, smooth_circular, with_floor
+from narrowcast.optimize.choice import Choice, LearnedChoice
 from narrowcast.optimize.trials import Counts, TrialLog
 from narrowcast.planning.settings import LearningSettings
 
-PRIOR_RATE = 0.05
-"""Response rate assumed before any trial (only its strength matters once data arrives)."""
-COLD_DRAWS = 20000
-"""Thompson draws behind the probabilities shared by customers without history of their own."""
-OWN_DRAWS = 400
-"""Thompson draws per customer whose own results count (drawn for all of them at once)."""
 
-
-@dataclass(frozen=True)
-class Choice:
-    """A learned choice, its probability, and why."""
-
-    option: int
-    probability: float
-    why: str
-
-
-class HourModel:
-    """Send-hour posteriors of one campaign's plan."""
+class HourModel(LearnedChoice):
+    """Send-hour posteriors of one campaign's plan: 24 options, pooled over channels."""
 
     def __init__(
         self, log: TrialLog, settings: LearningSettings, default_hour: int, seed: int
     ) -> None:
-        self.log = log
-        self.settings = settings
+        super().__init__(log, settings, seed, settings.exploration)
         self.default_hour = default_hour
-        self.seed = seed
-        strength = settings.prior_strength
-        everyone = self._by_hour(log.everyone)
-        total_sends = float(everyone[0].sum())
-        self.has_data = total_sends > 0
-        rate = float(everyone[1].sum()) / total_sends if self.has_data else PRIOR_RATE
-        self.everyone = flat(24, rate, strength).update(*everyone)
-        self.segment = self.everyone.as_prior(strength).update(*self._by_hour(log.audience))
         self.segment_sends = log.audience.sends.sum(axis=0)
-        self._shared: dict[tuple[int, ...], Array] = {}
-        self._own: dict[tuple[int, ...], dict[str, Array]] = {}
 
-    def _by_hour(self, counts: Counts) -> tuple[Array, Array]:
+    def _evidence(self, counts: Counts) -> tuple[Array, Array]:
         """Sends and responses per hour over every channel, lent to neighbouring hours."""
         weight = self.settings.neighbour_weight
         return (
@@ -84,59 +47,24 @@ class HourModel:
             smooth_circular(counts.responses.sum(axis=0), weight),
         )
 
+    def _own_evidence(self, rows: list[int]) -> tuple[Array, Array]:
+        weight = self.settings.neighbour_weight
+        return (
+            smooth_circular(self.log.hour_sends[rows], weight),
+            smooth_circular(self.log.hour_responses[rows], weight),
+        )
+
     def curve(self) -> Array:
         """The segment's posterior mean response per local hour (0–23)."""
         return self.segment.mean
 
-    def own(self, customer_id: str) -> Posterior | None:
-        """The customer's own posterior, once they have enough trials to count."""
-        if self.log.messages_of(customer_id) < self.settings.min_customer_messages:
-            return None
-        return self._own_posterior([self.log.rows[customer_id]])
-
-    def _own_posterior(self, rows: list[int]) -> Posterior:
-        """Posteriors of these members (one row each): the segment's, plus their own trials."""
-        weight = self.settings.neighbour_weight
-        log = self.log
-        prior = self.segment.as_prior(self.settings.customer_prior_strength)
-        return prior.update(
-            smooth_circular(log.hour_sends[rows], weight),
-            smooth_circular(log.hour_responses[rows], weight),
-        )
-
     def probabilities(self, allowed: tuple[int, ...], customer_id: str) -> tuple[Array, str]:
         """P(choose each allowed hour) for this customer, and which level decided."""
-        floor = self.settings.exploration
         if not self.has_data:
             target = _first_from(allowed, self.default_hour)
             greedy = np.array([1.0 if h == target else 0.0 for h in allowed])
-            return with_floor(greedy, floor), "no results yet: the default hour"
-        own = self._own_shares(allowed).get(customer_id)
-        if own is not None:
-            return with_floor(own, floor), "customer"
-        shared = self._shared.get(allowed)
-        if shared is None:
-            rng = np.random.default_rng([self.seed, len(allowed), *allowed])
-            shared = best_probabilities(self.segment.subset(allowed), rng, COLD_DRAWS)
-            self._shared[allowed] = shared
-        return with_floor(shared, floor), "segment"
-
-    def _own_shares(self, allowed: tuple[int, ...]) -> dict[str, Array]:
-        """P(best hour) of every member whose own results count, drawn for all at once."""
-        found = self._own.get(allowed)
-        if found is None:
-            ids = self.log.experienced(self.settings.min_customer_messages)
-            found = {}
-            if ids:
-                posterior = self._own_posterior([self.log.rows[i] for i in ids])
-                columns = list(allowed)
-                rng = np.random.default_rng([self.seed, 1, len(allowed), *allowed])
-                shares = best_probabilities_each(
-                    posterior.alpha[:, columns], posterior.beta[:, columns], rng, OWN_DRAWS
-                )
-                found = dict(zip(ids, shares, strict=True))
-            self._own[allowed] = found
-        return found
+            return with_floor(greedy, self.floor), "no results yet: the default hour"
+        return self.shares(allowed, customer_id)
 
     def choose(self, allowed: tuple[int, ...], customer_id: str, u: float) -> Choice:
         """The hour for this customer with uniform number ``u``, its probability and why."""
@@ -181,4 +109,4 @@ def _first_from(allowed: tuple[int, ...], hour: int) -> int:
     return allowed[0]
 
 
-__all__ = ["COLD_DRAWS", "Choice", "HourModel", "PRIOR_RATE"]
+__all__ = ["HourModel"]

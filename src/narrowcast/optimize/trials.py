@@ -19,17 +19,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import ColumnElement, Connection, Select, and_, case, exists, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Exists,
+    Select,
+    and_,
+    case,
+    exists,
+    literal,
+    or_,
+    select,
+)
 
 from narrowcast.optimize.beta import Array
 from narrowcast.planning.settings import LearningSettings
 from narrowcast.segments.language import parse_duration
 from narrowcast.segments.sql import PlusInterval, json_property
 from narrowcast.store.schema import Instant, customers, events, outbox
+from narrowcast.timezones import Zones
 
 CLICK = "message_clicked"
 DEFAULT_WINDOW = "7d"
@@ -108,8 +119,8 @@ def read_trials(
     log = TrialLog(channels, Counts.empty(len(channels)), Counts.empty(len(channels)))
     since = now - timedelta(days=settings.history_days)
     members = audience.subquery("learning_audience")
-    zones: dict[str, ZoneInfo] = {}
-    hours: dict[tuple[str, datetime], int] = {}
+    zones = Zones(default_zone)
+    hours: dict[tuple[str | None, datetime], int] = {}
     index = {ch: i for i, ch in enumerate(channels)}
     retired = Goal(None, parse_duration(DEFAULT_WINDOW))
     queries = [_query(members, name, goal, since, now) for name, goal in goals.items()]
@@ -127,11 +138,10 @@ def read_trials(
             if ch is None:
                 continue
             utc = sent_at.astimezone(UTC)
-            zone_name = zone_name or default_zone
             hour_key = (zone_name, utc.replace(minute=0, second=0, microsecond=0))
             hour = hours.get(hour_key)
             if hour is None:
-                hour = hours[hour_key] = utc.astimezone(_zone(zones, zone_name)).hour
+                hour = hours[hour_key] = utc.astimezone(zones(zone_name)).hour
             age = (now - utc).total_seconds() / 86400.0
             weight = 0.5 ** (max(age, 0.0) / half_life)  # beta.decay, for one trial
             reward = weight if rewarded else 0.0
@@ -163,6 +173,18 @@ def read_trials(
     return log
 
 
+def reached(event: str, window: timedelta) -> Exists:
+    """Whether the customer of an outbox row had ``event`` within ``window`` after it was sent."""
+    o = outbox
+    g = events.alias("goal")
+    return exists().where(
+        g.c.type == event,
+        g.c.customer_id == o.c.customer_id,
+        g.c.ts > o.c.sent_at,
+        g.c.ts <= PlusInterval(o.c.sent_at, literal(window.total_seconds())),
+    )
+
+
 def _query(
     members: object,
     campaign: str | None,
@@ -183,14 +205,7 @@ def _query(
     )
     reward: ColumnElement[bool] = clicked
     if goal.event is not None:
-        g = events.alias("goal")
-        converted = exists().where(
-            g.c.type == goal.event,
-            g.c.customer_id == o.c.customer_id,
-            g.c.ts > o.c.sent_at,
-            g.c.ts <= PlusInterval(o.c.sent_at, seconds),
-        )
-        reward = or_(clicked, converted)
+        reward = or_(clicked, reached(goal.event, goal.window))
     mine = case((o.c.customer_id.in_(select(members.c.id)), 1), else_=0)  # type: ignore[attr-defined]
     where = [
         o.c.state == "sent",
@@ -205,15 +220,4 @@ def _query(
     )
 
 
-def _zone(cache: dict[str, ZoneInfo], name: str) -> ZoneInfo:
-    zone = cache.get(name)
-    if zone is None:
-        try:
-            zone = ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            zone = ZoneInfo("UTC")
-        cache[name] = zone
-    return zone
-
-
-__all__ = ["CLICK", "Counts", "Goal", "TrialLog", "read_trials"]
+__all__ = ["CLICK", "Counts", "Goal", "TrialLog", "reached", "read_trials"]

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import Connection, and_, exists, func, literal, select
+from sqlalchemy import Connection, and_, func, literal, select
 
 from narrowcast.campaigns.model import Campaign
+from narrowcast.optimize.trials import reached
 from narrowcast.planning.settings import LearningSettings
 from narrowcast.segments.language import parse_duration
-from narrowcast.segments.sql import PlusInterval
-from narrowcast.store.schema import Instant, events, outbox
+from narrowcast.store.schema import Instant, outbox
 
 DRAWS = 20000
 RULED_OUT = 0.001
@@ -111,13 +111,7 @@ def arm_results(conn: Connection, campaign: Campaign, now: datetime) -> list[Arm
     o = outbox
     counts: dict[str, tuple[int, int]] = {}
     if campaign.goal is not None:
-        g = events.alias("goal")
-        converted = exists().where(
-            g.c.type == campaign.goal,
-            g.c.customer_id == o.c.customer_id,
-            g.c.ts > o.c.sent_at,
-            g.c.ts <= PlusInterval(o.c.sent_at, literal(window.total_seconds())),
-        )
+        converted = reached(campaign.goal, window)
         rows = conn.execute(
             select(o.c.variant, func.count(), func.count().filter(converted))
             .where(

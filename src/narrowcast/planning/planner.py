@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from hashlib import blake2b
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Select, and_, exists, func, literal, not_, select
 
@@ -59,6 +59,7 @@ from narrowcast.segments.definitions import Definitions
 from narrowcast.segments.evaluation import Evaluation
 from narrowcast.segments.language import parse_duration
 from narrowcast.store.schema import Instant, customers, events, segment_transitions
+from narrowcast.timezones import Zones
 
 # Channels that interrupt the customer; in-app and web messages wait to be seen.
 NOT_INTERRUPTING = frozenset({"in_app", "web"})
@@ -340,7 +341,7 @@ class Planner:
         self.explain = explain
         self.evaluation = Evaluation(definitions, conn, self.now)
         self.quiet = Span.parse(settings.quiet_hours) if settings.quiet_hours else None
-        self._zones: dict[str, ZoneInfo] = {}
+        self._zone = Zones(settings.default_timezone)
         self.goals = goals
 
     # --- the audience --------------------------------------------------------------
@@ -683,16 +684,6 @@ class Planner:
                 ("send time", f"{why}{moved}: {local_at} {zone.key} = {_iso(send_at)} UTC")
             )
         return send_at
-
-    def _zone(self, name: str) -> ZoneInfo:
-        zone = self._zones.get(name)
-        if zone is None:
-            try:
-                zone = ZoneInfo(name)
-            except (ZoneInfoNotFoundError, ValueError):
-                zone = ZoneInfo(self.settings.default_timezone)
-            self._zones[name] = zone
-        return zone
 
 
 def _allowed_hours(window: Span | None, quiet: Span | None) -> tuple[int, ...]:

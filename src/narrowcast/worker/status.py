@@ -19,7 +19,7 @@ from narrowcast.campaigns.schedule import next_occurrence
 from narrowcast.plaintable import format_table
 from narrowcast.store.schema import campaign_runs, channel_pauses, deliveries, outbox
 
-_ORDER = (
+STATE_ORDER = (
     "planned",
     "retry",
     "claimed",
@@ -56,7 +56,7 @@ class Status:
         }
 
     def text(self) -> str:
-        states = [s for s in _ORDER if any(s in q for q in self.queue.values())]
+        states = [s for s in STATE_ORDER if any(s in q for q in self.queue.values())]
         rows = [
             (channel or "(holdout)", *(q.get(s, 0) for s in states), self.due.get(channel, 0))
             for channel, q in sorted(self.queue.items())
