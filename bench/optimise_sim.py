@@ -451,6 +451,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"bandit {regret:,.0f}, "
                 f"even split {even:,.0f} (of {best:,.0f}); bandit/even regret {ratio:.2f}"
             )
+            best_name = max(VARIANT_LIFT, key=VARIANT_LIFT.__getitem__)
+            alone = [r.number for r in results if r.extra.get(f"share {best_name}") == 1.0]
+            print(
+                f"  bandit's expected orders: {1 - regret / best:.1%} of always sending the best "
+                f"variant; the winner ({best_name}) went to everyone from round "
+                f"{alone[0] if alone else '-'}"
+            )
             verdicts.append(
                 ("variants: bandit regret ≤ 0.5 × even split's", ratio <= 0.5, f"{ratio:.2f}")
             )
