@@ -63,6 +63,7 @@ class LearnedChoice:
         self.segment = self.everyone.as_prior(strength).update(*self._evidence(log.audience))
         self.cost: Array | None = None
         self._shared: dict[tuple[int, ...], Array] = {}
+        """The floored shares of customers without enough history, by option set."""
         self._own: dict[tuple[int, ...], dict[str, Array]] = {}
 
     def _evidence(self, counts: Counts) -> tuple[Array, Array]:
@@ -89,13 +90,13 @@ class LearnedChoice:
         if own is not None:
             return with_floor(own, self.floor), "customer"
         shared = self._shared.get(options)
-        if shared is None:
+        if shared is None:  # once per option set: most customers share it
             rng = np.random.default_rng([self.seed, len(options), *options])
-            shared = best_probabilities(
+            chances = best_probabilities(
                 self.segment.subset(options), rng, COLD_DRAWS, self._cost(options)
             )
-            self._shared[options] = shared
-        return with_floor(shared, self.floor), "segment"
+            shared = self._shared[options] = with_floor(chances, self.floor)
+        return shared, "segment"
 
     def _cost(self, options: tuple[int, ...]) -> Array | None:
         return None if self.cost is None else self.cost[list(options)]

@@ -61,9 +61,12 @@ class HourModel(LearnedChoice):
     def probabilities(self, allowed: tuple[int, ...], customer_id: str) -> tuple[Array, str]:
         """P(choose each allowed hour) for this customer, and which level decided."""
         if not self.has_data:
-            target = _first_from(allowed, self.default_hour)
-            greedy = np.array([1.0 if h == target else 0.0 for h in allowed])
-            return with_floor(greedy, self.floor), "no results yet: the default hour"
+            shares = self._shared.get(allowed)
+            if shares is None:
+                target = _first_from(allowed, self.default_hour)
+                greedy = np.array([1.0 if h == target else 0.0 for h in allowed])
+                shares = self._shared[allowed] = with_floor(greedy, self.floor)
+            return shares, "no results yet: the default hour"
         return self.shares(allowed, customer_id)
 
     def choose(self, allowed: tuple[int, ...], customer_id: str, u: float) -> Choice:
