@@ -12,6 +12,7 @@ later evaluation can weight by it (inverse propensity).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from hashlib import blake2b
@@ -120,9 +121,24 @@ def pick(probabilities: Array, u: float) -> int:
     return min(index, len(probabilities) - 1)
 
 
+def pick_cumulative(cumulative: Sequence[float], u: float) -> int:
+    """``pick`` from cumulative shares already summed (a plan sums each set once)."""
+    return min(bisect_right(cumulative, u * cumulative[-1]), len(cumulative) - 1)
+
+
 def unit(*parts: str) -> float:
     """A stable uniform number in [0, 1) for these strings (the same on every run)."""
-    digest = blake2b("\x00".join(parts).encode(), digest_size=8).digest()
+    return unit_of(prefix(*parts[:-1]), parts[-1])
+
+
+def prefix(*parts: str) -> bytes:
+    """The hashed prefix of ``unit(*parts, ident)``, to compute once for many idents."""
+    return "".join(part + "\x00" for part in parts).encode()
+
+
+def unit_of(start: bytes, ident: str) -> float:
+    """``unit(*parts, ident)`` given ``prefix(*parts)``."""
+    digest = blake2b(start + ident.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 
 
@@ -146,7 +162,10 @@ __all__ = [
     "decay",
     "flat",
     "pick",
+    "pick_cumulative",
+    "prefix",
     "smooth_circular",
     "unit",
+    "unit_of",
     "with_floor",
 ]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from narrowcast.optimize.beta import Array, pick, with_floor
+from narrowcast.optimize.beta import Array, with_floor
 from narrowcast.optimize.choice import Choice, LearnedChoice
 from narrowcast.optimize.trials import Counts, TrialLog
 from narrowcast.planning.settings import LearningSettings
@@ -31,6 +31,7 @@ class ChannelModel(LearnedChoice):
         super().__init__(log, settings, seed, settings.channel_exploration)
         self.segment_sends = log.audience.sends.sum(axis=1)
         self.cost = np.array([settings.channel_cost.get(ch, 0.0) for ch in log.channels])
+        self._options: dict[tuple[str, ...], tuple[int, ...]] = {}
 
     def _evidence(self, counts: Counts) -> tuple[Array, Array]:
         return counts.sends.sum(axis=1), counts.responses.sum(axis=1)
@@ -40,17 +41,25 @@ class ChannelModel(LearnedChoice):
 
     def probabilities(self, usable: tuple[str, ...], customer_id: str) -> tuple[Array, str]:
         """P(choose each usable channel) for this customer, and which level decided."""
+        options = self._options.get(usable)
+        if options is None:
+            options = self._options[usable] = tuple(self.log.channels.index(ch) for ch in usable)
         if not self.has_data:
-            greedy = np.zeros(len(usable))
-            greedy[0] = 1.0  # ``usable`` keeps channel_order
-            return with_floor(greedy, self.floor), "no results yet: channel_order"
-        return self.shares(tuple(self.log.channels.index(ch) for ch in usable), customer_id)
+            shares = self._shared.get(options)
+            if shares is None:
+                greedy = np.zeros(len(usable))
+                greedy[0] = 1.0  # ``usable`` keeps channel_order
+                shares = self._shared[options] = with_floor(greedy, self.floor)
+            return shares, "no results yet: channel_order"
+        return self.shares(options, customer_id)
 
-    def choose(self, usable: tuple[str, ...], customer_id: str, u: float) -> tuple[str, Choice]:
+    def choose(
+        self, usable: tuple[str, ...], customer_id: str, u: float, explain: bool = False
+    ) -> tuple[str, Choice]:
         shares, level = self.probabilities(usable, customer_id)
-        index = pick(shares, u)
-        channel = usable[index]
-        return channel, Choice(index, float(shares[index]), self._why(usable, shares, level))
+        index = self.pick(shares, u)
+        why = self._why(usable, shares, level) if explain else ""
+        return usable[index], Choice(index, float(shares[index]), why)
 
     def _why(self, usable: tuple[str, ...], shares: Array, level: str) -> str:
         if level.startswith("no results"):

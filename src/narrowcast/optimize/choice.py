@@ -24,6 +24,7 @@ from narrowcast.optimize.beta import (
     best_probabilities,
     best_probabilities_each,
     flat,
+    pick_cumulative,
     with_floor,
 )
 from narrowcast.optimize.trials import Counts, TrialLog
@@ -65,6 +66,9 @@ class LearnedChoice:
         self._shared: dict[tuple[int, ...], Array] = {}
         """The floored shares of customers without enough history, by option set."""
         self._own: dict[tuple[int, ...], dict[str, Array]] = {}
+        """The floored shares of each customer whose own results count, by option set."""
+        self._sums: dict[int, list[float]] = {}
+        """Cumulative shares of the arrays above, by ``id`` (they live as long as the model)."""
 
     def _evidence(self, counts: Counts) -> tuple[Array, Array]:
         """Sends and responses per option from (channel × hour) counts."""
@@ -88,7 +92,7 @@ class LearnedChoice:
         """P(choose each of ``options``) for this customer, and the level that decided."""
         own = self._own_shares(options).get(customer_id)
         if own is not None:
-            return with_floor(own, self.floor), "customer"
+            return own, "customer"
         shared = self._shared.get(options)
         if shared is None:  # once per option set: most customers share it
             rng = np.random.default_rng([self.seed, len(options), *options])
@@ -97,6 +101,13 @@ class LearnedChoice:
             )
             shared = self._shared[options] = with_floor(chances, self.floor)
         return shared, "segment"
+
+    def pick(self, shares: Array, u: float) -> int:
+        """The option ``u`` falls on, for shares this model handed out (summed once each)."""
+        sums = self._sums.get(id(shares))
+        if sums is None:
+            sums = self._sums[id(shares)] = np.cumsum(shares).tolist()
+        return pick_cumulative(sums, u)
 
     def _cost(self, options: tuple[int, ...]) -> Array | None:
         return None if self.cost is None else self.cost[list(options)]
@@ -118,7 +129,8 @@ class LearnedChoice:
                     OWN_DRAWS,
                     self._cost(options),
                 )
-                found = dict(zip(ids, shares, strict=True))
+                floored = (1.0 - self.floor) * shares + self.floor / len(options)
+                found = dict(zip(ids, floored, strict=True))
             self._own[options] = found
         return found
 

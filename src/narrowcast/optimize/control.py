@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from narrowcast.optimize.beta import unit
+from narrowcast.optimize.beta import prefix, unit_of
 from narrowcast.planning.settings import ControlSettings
 
 
@@ -23,9 +23,20 @@ def period(now: datetime, settings: ControlSettings) -> int:
 
 def in_control(customer_id: str, now: datetime, settings: ControlSettings) -> bool:
     """Whether the customer is in the global control group as of ``now``."""
-    if settings.share <= 0:
-        return False
-    return unit(settings.salt, str(period(now, settings)), customer_id) < settings.share
+    return ControlGroup(settings, now).holds(customer_id)
 
 
-__all__ = ["in_control", "period"]
+class ControlGroup:
+    """The global control group as of one instant (its period's hash prefix, once)."""
+
+    __slots__ = ("share", "_prefix")
+
+    def __init__(self, settings: ControlSettings, now: datetime) -> None:
+        self.share = settings.share
+        self._prefix = prefix(settings.salt, str(period(now, settings)))
+
+    def holds(self, customer_id: str) -> bool:
+        return self.share > 0 and unit_of(self._prefix, customer_id) < self.share
+
+
+__all__ = ["ControlGroup", "in_control", "period"]

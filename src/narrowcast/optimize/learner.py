@@ -9,6 +9,7 @@ from hashlib import blake2b
 from sqlalchemy import Connection, Select
 
 from narrowcast.campaigns.model import Campaign, clock
+from narrowcast.optimize.beta import prefix
 from narrowcast.optimize.channels import ChannelModel
 from narrowcast.optimize.send_time import HourModel
 from narrowcast.optimize.trials import Goal, TrialLog, read_trials
@@ -33,6 +34,9 @@ class Learner:
         self.campaign = campaign
         self.occurrence = occurrence
         self.tag = f"{campaign.name}|{occurrence}"
+        self.channel_prefix = prefix(self.tag, "channel")
+        self.hour_prefix = prefix(self.tag, "hour")
+        """Hash prefixes of each customer's uniform numbers (``beta.unit_of``)."""
         seed = int.from_bytes(blake2b(self.tag.encode(), digest_size=8).digest(), "big")
         learning = settings.learning
         self.hours: HourModel | None = None

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from narrowcast.optimize.beta import Array, pick, smooth_circular, with_floor
+from narrowcast.optimize.beta import Array, smooth_circular, with_floor
 from narrowcast.optimize.choice import Choice, LearnedChoice
 from narrowcast.optimize.trials import Counts, TrialLog
 from narrowcast.planning.settings import LearningSettings
@@ -69,12 +69,15 @@ class HourModel(LearnedChoice):
             return shares, "no results yet: the default hour"
         return self.shares(allowed, customer_id)
 
-    def choose(self, allowed: tuple[int, ...], customer_id: str, u: float) -> Choice:
-        """The hour for this customer with uniform number ``u``, its probability and why."""
+    def choose(
+        self, allowed: tuple[int, ...], customer_id: str, u: float, explain: bool = False
+    ) -> Choice:
+        """The hour for this customer with uniform number ``u``, its probability, and
+        (``explain``) why."""
         shares, level = self.probabilities(allowed, customer_id)
-        index = pick(shares, u)
+        index = self.pick(shares, u)
         hour = allowed[index]
-        why = self._why(hour, shares, allowed, level, customer_id)
+        why = self._why(hour, shares, allowed, level, customer_id) if explain else ""
         return Choice(hour, float(shares[index]), why)
 
     def _why(

@@ -48,8 +48,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Select, and_, exists, func, literal, not_, select
 
 from narrowcast.campaigns.model import Campaign, clock
-from narrowcast.optimize.beta import unit
-from narrowcast.optimize.control import in_control
+from narrowcast.optimize.beta import unit_of
+from narrowcast.optimize.control import ControlGroup
 from narrowcast.optimize.learner import Learner
 from narrowcast.optimize.trials import Goal
 from narrowcast.planning.facts import Facts, FactsReader, facts_query
@@ -342,6 +342,7 @@ class Planner:
         self.evaluation = Evaluation(definitions, conn, self.now)
         self.quiet = Span.parse(settings.quiet_hours) if settings.quiet_hours else None
         self._zone = Zones(settings.default_timezone)
+        self.control = ControlGroup(settings.control, self.now)
         self.goals = goals
 
     # --- the audience --------------------------------------------------------------
@@ -511,7 +512,7 @@ class Planner:
                 checked = "holds" if customer_id in plan.cancelled else "does not hold"
                 when = "now" if base <= self.now else "again at send time"
                 notes.append(("unless", f"{campaign.unless} {checked} now; checked {when}"))
-        control = rules.marketing and in_control(customer_id, self.now, self.settings.control)
+        control = rules.marketing and self.control.holds(customer_id)
         if control:
             holdout, variant, variant_probability = True, None, None
             if notes is not None:
@@ -524,8 +525,10 @@ class Planner:
             channel: str | None = None
             probability = 1.0
         elif learner.channels is not None:
-            u = unit(learner.tag, "channel", customer_id)
-            channel, choice = learner.channels.choose(tuple(usable), customer_id, u)
+            u = unit_of(learner.channel_prefix, customer_id)
+            channel, choice = learner.channels.choose(
+                tuple(usable), customer_id, u, notes is not None
+            )
             probability = choice.probability
             if notes is not None:
                 notes.append(("channel", f"{channel} — {choice.why}"))
@@ -538,9 +541,8 @@ class Planner:
         hour = -1
         if learner.hours is not None:
             allowed_hours = plan._allowed[quiet is not None]
-            hour_choice = learner.hours.choose(
-                allowed_hours, customer_id, unit(learner.tag, "hour", customer_id)
-            )
+            u = unit_of(learner.hour_prefix, customer_id)
+            hour_choice = learner.hours.choose(allowed_hours, customer_id, u, notes is not None)
             hour = hour_choice.option
             if not holdout:
                 probability *= hour_choice.probability
