@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from narrowcast.campaigns.model import Variant
 from narrowcast.optimize.learner import goals_of
 from narrowcast.optimize.trials import Goal
 from narrowcast.planning import Dropped, PlanEntry, Planner
@@ -317,3 +318,23 @@ def test_the_report_shows_the_posterior_per_arm_and_the_winner(store: Store) -> 
     with store.connect() as conn:
         plain = report(conn, {"launch": fixed})
     assert plain.campaigns["launch"].block("ab_test") is None
+
+
+def test_a_declared_winner_stays_until_a_new_variant_arrives(store: Store) -> None:
+    shop = Shop()
+    ids = audience(shop, 400)
+    # Close results that alone would keep testing (a 12 %, b 10 % on 200 sends each)…
+    arm_results(shop, ids, {"a": 0.12, "b": 0.10}, NOW - 3 * DAY)
+    # …but an earlier batch already sent b to everyone.
+    shop.message(ids[0], "launch", at=NOW - DAY, variant="b", variant_probability=1.0)
+    shop.write(store)
+    found, plan = planned(store, variant_campaign())
+    allocation = plan.learner.allocation
+    assert allocation.winner == "b" and "declared earlier" in allocation.reason
+    assert {e.variant for e in found.values()} == {"b"}
+    three = variant_campaign().model_copy(
+        update={"variants": (*variant_campaign().variants, Variant(name="c"))}
+    )
+    _, plan = planned(store, three)
+    assert plan.learner.allocation.winner is None  # c has no results: test it
+    assert plan.learner.allocation.weights["c"] > 0.3

@@ -137,10 +137,13 @@ class Shop:
         purpose: str = "marketing",
         channel: str = "email",
         variant: str | None = None,
+        variant_probability: float | None = None,
     ) -> Shop:
         self.sent.append(
             {
                 "variant": variant,
+                "variant_probability": variant_probability,
+                "assignment": "holdout" if state == "holdout" else "treated",
                 "campaign": campaign,
                 "customer_id": id,
                 "dedupe_key": f"{campaign}|{at.isoformat()}|{id}",

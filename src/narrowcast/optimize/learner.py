@@ -13,7 +13,13 @@ from narrowcast.optimize.beta import prefix
 from narrowcast.optimize.channels import ChannelModel
 from narrowcast.optimize.send_time import HourModel
 from narrowcast.optimize.trials import Goal, TrialLog, read_trials
-from narrowcast.optimize.variants import Allocation, allocate, arm_results, fixed
+from narrowcast.optimize.variants import (
+    Allocation,
+    allocate,
+    arm_results,
+    declared_winner,
+    fixed,
+)
 from narrowcast.planning.settings import PlanningSettings
 from narrowcast.segments.language import parse_duration
 
@@ -63,7 +69,8 @@ class Learner:
         if len(campaign.variants) > 1:
             if adaptive(campaign):
                 arms = arm_results(conn, campaign, now)
-                self.allocation = allocate(arms, learning, seed)
+                declared = declared_winner(conn, campaign)
+                self.allocation = allocate(arms, learning, seed, declared)
             else:
                 self.allocation = fixed(campaign)
 

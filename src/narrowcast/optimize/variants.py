@@ -65,8 +65,18 @@ class Allocation:
         return len(self.arms) > 1
 
 
-def allocate(arms: Sequence[Arm], settings: LearningSettings, seed: int = 0) -> Allocation:
-    """The split of the next batch between ``arms``, and whether there is a winner."""
+def allocate(
+    arms: Sequence[Arm],
+    settings: LearningSettings,
+    seed: int = 0,
+    declared: str | None = None,
+) -> Allocation:
+    """The split of the next batch between ``arms``, and whether there is a winner.
+
+    ``declared``: the winner an earlier batch declared (``declared_winner``). A stopped
+    test stays stopped — re-deciding at every batch from the winner's growing results
+    alone would reopen it on noise — unless an arm without any results has been added.
+    """
     if len(arms) < 2:
         weights = {arm.name: 1.0 for arm in arms}
         return Allocation(tuple(arms), weights, weights, arms[0].name if arms else None)
@@ -82,6 +92,11 @@ def allocate(arms: Sequence[Arm], settings: LearningSettings, seed: int = 0) -> 
     chances = {a.name: float(p) for a, p in zip(arms, best, strict=True)}
     # An arm the posteriors have all but ruled out gets (almost) no traffic, so it may
     # never reach the minimum: it must not hold the test open for ever.
+    if declared is not None and declared in chances and all(a.sends for a in arms):
+        reason = f"winner {declared}: declared earlier, the test stays closed"
+        return Allocation(
+            tuple(arms), {declared: 1.0}, chances, leader, value_remaining, declared, reason
+        )
     short = [
         a.name
         for a in arms
@@ -127,6 +142,22 @@ def arm_results(conn: Connection, campaign: Campaign, now: datetime) -> list[Arm
     return [Arm(v.name, *counts.get(v.name, (0, 0))) for v in campaign.variants]
 
 
+def declared_winner(conn: Connection, campaign: Campaign) -> str | None:
+    """The variant an earlier batch sent to everyone (drawn with probability 1), if any."""
+    o = outbox
+    found = conn.execute(
+        select(o.c.variant)
+        .where(
+            o.c.campaign == campaign.name,
+            o.c.variant_probability == 1.0,
+            o.c.assignment == "treated",
+        )
+        .order_by(o.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return str(found) if found is not None else None
+
+
 def fixed(campaign: Campaign) -> Allocation:
     """The campaign's own weights, for tests that are not adaptive."""
     total = sum(v.weight for v in campaign.variants)
@@ -135,4 +166,4 @@ def fixed(campaign: Campaign) -> Allocation:
     return Allocation(arms, weights, reason="fixed weights")
 
 
-__all__ = ["Allocation", "Arm", "allocate", "arm_results", "fixed"]
+__all__ = ["Allocation", "Arm", "allocate", "arm_results", "declared_winner", "fixed"]

@@ -52,7 +52,7 @@ from narrowcast.optimize.uplift import (
     sample_ratio,
     wilson,
 )
-from narrowcast.optimize.variants import Allocation, allocate, arm_results
+from narrowcast.optimize.variants import Allocation, allocate, arm_results, declared_winner
 from narrowcast.optimize.variants import Arm as VariantArm
 from narrowcast.plaintable import format_table
 from narrowcast.planning.settings import LearningSettings
@@ -676,7 +676,8 @@ def ab_test(conn: Connection, scope: Scope) -> AbTest | None:
     if campaign is None or campaign.goal is None or not adaptive(campaign):
         return None
     arms = arm_results(conn, campaign, datetime.now(UTC))
-    return AbTest(campaign.goal, allocate(arms, scope.learning, seed=0))
+    declared = declared_winner(conn, campaign)
+    return AbTest(campaign.goal, allocate(arms, scope.learning, 0, declared))
 
 
 BLOCKS: tuple[Callable[[Connection, Scope], Block | None], ...] = (
