@@ -20,7 +20,7 @@ from narrowcast.planning import Dropped, PlanEntry, Planner
 from narrowcast.planning.settings import ControlSettings, FrequencySettings, LearningSettings
 from narrowcast.store import Store
 from narrowcast.worker.report import report
-from narrowcast.worker.report_blocks import AbTest
+from narrowcast.worker.report_variants import AbTest
 from tests.planning.test_planner import DAY, LIBRARY, NOW, SETTINGS, Shop, campaign
 
 MADRID = ZoneInfo("Europe/Madrid")

@@ -32,8 +32,8 @@ from narrowcast.worker.report_blocks import (
     Distribution,
     IntentToTreat,
     SampleRatioCheck,
-    VariantRates,
 )
+from narrowcast.worker.report_variants import VariantRates
 from narrowcast.worker.worker import Worker
 from tests.worker.conftest import KEY, write_shop
 

@@ -12,7 +12,7 @@ Then a section per campaign, made of the blocks of ``report_blocks.py``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,13 +26,29 @@ from narrowcast.segments.sql import json_property
 from narrowcast.store.schema import Instant, events, outbox
 from narrowcast.worker.report_blocks import (
     ASSIGNED,
-    BLOCKS,
     Block,
     Comparison,
     IntentToTreat,
     Scope,
-    _converting,
+    attribution,
+    converting,
+    distribution,
+    intent_to_treat,
+    sample_ratio_check,
 )
+from narrowcast.worker.report_variants import ab_test, variant_rates
+
+BLOCKS: tuple[Callable[[Connection, Scope], Block | None], ...] = (
+    sample_ratio_check,
+    intent_to_treat,
+    ab_test,
+    variant_rates,
+    attribution,
+    distribution,
+)
+"""The blocks of a campaign's section, in the order shown. A new block is a function
+``(conn, scope) -> Block | None`` added here."""
+
 
 ENGAGEMENT = {
     "delivered": "message_delivered",
@@ -200,7 +216,7 @@ def _conversions(
     if campaign is None or campaign.goal is None or channel is None:
         return 0, 0.0
     o = outbox
-    converted, revenue = _converting(campaign)
+    converted, revenue = converting(campaign)
     where = [o.c.campaign == name, o.c.channel == channel, o.c.state == "sent"]
     where.append(o.c.variant == variant if variant is not None else o.c.variant.is_(None))
     if since is not None:

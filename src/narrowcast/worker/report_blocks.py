@@ -1,4 +1,5 @@
-"""The sections of ``narrowcast report``: one per campaign, made of blocks, in this order:
+"""The sections of ``narrowcast report``: one per campaign, made of blocks (``report.BLOCKS``),
+in this order:
 
 * **sample ratio** — treated vs holdout counts against the campaign's
   ``holdout`` share (chi-square); a mismatch is shouted, because it means the
@@ -8,13 +9,7 @@
   Each group is measured from its planned send time: conversion rate and
   revenue per assigned message; treated minus holdout and treated minus
   control with 95 % intervals (``optimize/uplift.py``). This is the uplift;
-* **A/B test** — for a campaign whose variants the bandit allocates: each
-  arm's closed sends and conversions, posterior mean and 95 % credible
-  interval, chance of being the best and share of the next batch, and the
-  winner once there is one (``optimize/variants.py``);
-* **variants** — each A/B arm's conversion rate, raw and weighted by the
-  inverse of the probability the arm was drawn with (IPW): the raw rate of
-  an arm the allocator favoured late is biased by whatever changed meanwhile;
+* **A/B test** and **variants** — in ``report_variants.py``;
 * **attribution** — goal events whose last touch (the most recent message
   *sent* to the customer, by any campaign, before the event) was this
   campaign, within its attribution window. Credit, not effect: never uplift;
@@ -30,30 +25,22 @@ variant's share of the campaign's treated rows (fixed weights).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
-from scipy.stats import beta as beta_dist  # type: ignore[import-untyped, unused-ignore]
 from sqlalchemy import Connection, and_, case, exists, func, literal, or_, select
 
 from narrowcast.campaigns.model import Campaign
-from narrowcast.optimize.learner import adaptive
 from narrowcast.optimize.uplift import (
     MISMATCH_P,
     Difference,
     Moments,
     SampleRatio,
-    WeightedRate,
-    ipw_rate,
     mean_difference,
     rate_difference,
     sample_ratio,
-    wilson,
 )
-from narrowcast.optimize.variants import Allocation, allocate, arm_results, declared_winner
-from narrowcast.optimize.variants import Arm as VariantArm
 from narrowcast.plaintable import format_table
 from narrowcast.planning.settings import LearningSettings
 from narrowcast.segments.language import parse_duration
@@ -213,7 +200,7 @@ class SampleRatioCheck:
             "observed": {"treated": self.found.observed[0], "holdout": self.found.observed[1]},
             "expected": {"treated": self.found.expected[0], "holdout": self.found.expected[1]},
             # A group with a share of 0 and rows anyway has an infinite statistic (not JSON).
-            "chi_square": _finite(self.found.statistic),
+            "chi_square": finite(self.found.statistic),
             "p_value": self.found.p_value,
             "mismatch": self.found.mismatch,
         }
@@ -286,7 +273,7 @@ class IntentToTreat:
                 name,
                 g.assigned,
                 g.converted,
-                _percent(g.rate),
+                percent(g.rate),
                 "-" if g.revenue.mean is None else f"{g.revenue.mean:,.2f}",
             )
             for name, g in self.groups.items()
@@ -330,7 +317,7 @@ def intent_to_treat(conn: Connection, scope: Scope) -> IntentToTreat | None:
         ).all()
         groups = {str(a): Group(int(n), 0, _NO_MONEY) for a, n in counts}
         return IntentToTreat(None, None, _ordered(groups))
-    converted, revenue = _converting(campaign)
+    converted, revenue = converting(campaign)
     per_row = (
         select(
             ASSIGNED.label("assignment"),
@@ -376,104 +363,6 @@ def intent_to_treat(conn: Connection, scope: Scope) -> IntentToTreat | None:
         comparisons.get("holdout"),
         comparisons.get("control"),
     )
-
-
-# --- variants ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Arm:
-    name: str
-    found: WeightedRate
-    unknown_probability: int
-    """Rows without a logged probability (taken as the variant's share of the rows)."""
-
-    def as_json(self) -> dict[str, Any]:
-        raw = wilson(self.found.converted, self.found.rows)
-        return {
-            "variant": self.name,
-            "assigned": self.found.rows,
-            "converted": self.found.converted,
-            "raw_rate": self.found.raw,
-            "raw_interval_95": raw.as_list() if raw else None,
-            "ipw_rate": self.found.rate,
-            "ipw_interval_95": self.found.interval.as_list() if self.found.interval else None,
-            "unknown_probability": self.unknown_probability,
-        }
-
-
-@dataclass
-class VariantRates:
-    key: ClassVar[str] = "variants"
-    arms: list[Arm]
-
-    def lines(self) -> list[str]:
-        header = ("variant", "assigned", "converted", "raw rate", "IPW rate", "IPW 95 % interval")
-        table = [
-            (
-                arm.name,
-                arm.found.rows,
-                arm.found.converted,
-                _percent(arm.found.raw),
-                _percent(arm.found.rate),
-                _interval(arm.found.interval),
-            )
-            for arm in self.arms
-        ]
-        lines = [
-            "variants (treated; IPW: each row weighs 1 / the probability its arm was drawn with):"
-        ]
-        lines += ["  " + line for line in format_table(header, table).splitlines()]
-        unknown = sum(arm.unknown_probability for arm in self.arms)
-        if unknown:
-            lines.append(
-                f"  {unknown:,} row(s) without a logged probability: taken as drawn with "
-                "their variant's share of the rows"
-            )
-        return lines
-
-    def as_json(self) -> dict[str, Any]:
-        return {"method": "IPW (Hájek), delta method", "arms": [a.as_json() for a in self.arms]}
-
-
-def variant_rates(conn: Connection, scope: Scope) -> VariantRates | None:
-    """Each arm's conversion among the treated rows: raw, and by inverse propensity."""
-    campaign = scope.campaign
-    if campaign is None or campaign.goal is None:
-        return None
-    o = outbox
-    converted, _ = _converting(campaign)
-    per_row = (
-        select(
-            o.c.variant,
-            o.c.variant_probability.label("probability"),
-            case((converted, 1), else_=0).label("converted"),
-        )
-        .where(*scope.where, ASSIGNED == "treated", o.c.variant.is_not(None))
-        .subquery("per_row")
-    )
-    r = per_row.c
-    grouped = conn.execute(
-        select(r.variant, r.probability, r.converted, func.count()).group_by(
-            r.variant, r.probability, r.converted
-        )
-    ).all()
-    if not grouped:
-        return None
-    total = sum(int(n) for *_, n in grouped)
-    size: dict[str, int] = {}
-    for variant, _p, _y, n in grouped:
-        size[variant] = size.get(variant, 0) + int(n)
-    arms = []
-    for variant in sorted(size):
-        mine = [(p, int(y), int(n)) for v, p, y, n in grouped if v == variant]
-        found = ipw_rate(
-            [size[variant] / total if p is None else float(p) for p, _, _ in mine],
-            [y for _, y, _ in mine],
-            [n for _, _, n in mine],
-        )
-        arms.append(Arm(variant, found, sum(n for p, _, n in mine if p is None)))
-    return VariantRates(arms)
 
 
 # --- attribution ------------------------------------------------------------------------------
@@ -605,97 +494,10 @@ def distribution(conn: Connection, scope: Scope) -> Distribution | None:
     return Distribution(channels, hours)
 
 
-# --- the A/B test -------------------------------------------------------------------------
-
-
-@dataclass
-class AbTest:
-    """Where an adaptive A/B test stands: the posterior per arm and the winner, if any."""
-
-    key: ClassVar[str] = "ab_test"
-    goal: str
-    allocation: Allocation
-
-    def lines(self) -> list[str]:
-        a = self.allocation
-        status = f"winner {a.winner}" if a.winner else "testing"
-        lines = [f"A/B test on {self.goal} (bandit): {status} — {a.reason}"]
-        rows = []
-        for arm, (low, high) in zip(a.arms, self._intervals(), strict=True):
-            rows.append(
-                (
-                    arm.name,
-                    f"{arm.conversions:,}/{arm.sends:,}",
-                    _percent(self._mean(arm)),
-                    f"[{low:.2%}, {high:.2%}]",
-                    f"{a.best.get(arm.name, 0.0):.3f}",
-                    f"{a.weights.get(arm.name, 0.0):.3f}",
-                )
-            )
-        header = ("arm", "converted/closed", "posterior", "95% credible", "P(best)", "next share")
-        lines += ["  " + line for line in format_table(header, rows).splitlines()]
-        return lines
-
-    def as_json(self) -> dict[str, Any]:
-        a = self.allocation
-        return {
-            "goal": self.goal,
-            "winner": a.winner,
-            "leader": a.leader,
-            "value_remaining": _finite(a.value_remaining),
-            "reason": a.reason,
-            "arms": [
-                {
-                    "name": arm.name,
-                    "sends": arm.sends,
-                    "conversions": arm.conversions,
-                    "posterior_mean": self._mean(arm),
-                    "credible_95": list(interval),
-                    "p_best": a.best.get(arm.name, 0.0),
-                    "next_share": a.weights.get(arm.name, 0.0),
-                }
-                for arm, interval in zip(a.arms, self._intervals(), strict=True)
-            ],
-        }
-
-    @staticmethod
-    def _mean(arm: VariantArm) -> float:
-        return (1 + arm.conversions) / (2 + arm.sends)
-
-    def _intervals(self) -> list[tuple[float, float]]:
-        found = []
-        for arm in self.allocation.arms:
-            a, b = 1 + arm.conversions, 1 + arm.sends - arm.conversions
-            found.append((float(beta_dist.ppf(0.025, a, b)), float(beta_dist.ppf(0.975, a, b))))
-        return found
-
-
-def ab_test(conn: Connection, scope: Scope) -> AbTest | None:
-    """The bandit's view of the campaign's variants now (closed attribution windows only)."""
-    campaign = scope.campaign
-    if campaign is None or campaign.goal is None or not adaptive(campaign):
-        return None
-    arms = arm_results(conn, campaign, datetime.now(UTC))
-    declared = declared_winner(conn, campaign)
-    return AbTest(campaign.goal, allocate(arms, scope.learning, 0, declared))
-
-
-BLOCKS: tuple[Callable[[Connection, Scope], Block | None], ...] = (
-    sample_ratio_check,
-    intent_to_treat,
-    ab_test,
-    variant_rates,
-    attribution,
-    distribution,
-)
-"""The blocks of a campaign's section, in the order shown. A new block is a function
-``(conn, scope) -> Block | None`` added here."""
-
-
 # --- shared -----------------------------------------------------------------------------------
 
 
-def _converting(campaign: Campaign) -> Any:
+def converting(campaign: Campaign) -> Any:
     """(converted?, revenue) expressions for an outbox row of ``campaign``."""
     o = outbox
     window = parse_duration(campaign.attribution_window)
@@ -716,7 +518,7 @@ def _ordered(groups: dict[str, Group]) -> dict[str, Group]:
     return known | {name: g for name, g in sorted(groups.items()) if name not in known}
 
 
-def _finite(value: float | None) -> float | None:
+def finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
@@ -727,11 +529,11 @@ def _hour(value: object) -> str:
         return "unknown"
 
 
-def _percent(value: float | None) -> str:
+def percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.2%}"
 
 
-def _interval(found: Any) -> str:
+def interval_text(found: Any) -> str:
     return "-" if found is None else f"[{found.low:.2%}, {found.high:.2%}]"
 
 
