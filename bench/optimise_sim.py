@@ -272,6 +272,7 @@ def run_round(
             )
             .join(outbox, outbox.c.id == outbox_id)
             .where(events.c.type == "message_sent", events.c.ts >= day)
+            .order_by(events.c.id)
         ).all()
     sent: list[tuple[int, int, int, str | None]] = []
     clicks, orders = [], []
