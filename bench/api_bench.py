@@ -3,17 +3,25 @@
 For each database (a fresh SQLite file, a fresh PostgreSQL database
 ``narrowcast_apibench``) it starts the API with uvicorn in a separate process
 on 127.0.0.1, fills N customers through ``POST /v1/customers`` and seeds a few
-web messages, then drives load from this process with an asyncio httpx client:
+web messages, then drives load from this process over keep-alive HTTP/1.1
+connections written by hand (an httpx client cost this process more CPU per
+request than the server spent, and on a 2-core machine the client would be
+what is measured):
 
-(a) ``POST /v1/events``, batches of 100 events (every event with an
+(a) ``GET /v1/web-messages?visitor=<id>&returning=false&referrer=search&path=/``
+    at a fixed offered rate (open loop: request i is due at start + i/rate),
+    latency measured from when it was due, so a server that falls behind is
+    not flattered by requests waiting to be sent.
+(b) ``POST /v1/events``, batches of 100 events (every event with an
     ``event_id``, the import bench's mix of types), a fixed number of
     connections each sending its next batch as soon as the last one is
     answered; bounded by ``--batches`` and ``--seconds``. Reports requests/s,
     events/s and p50/p99 latency, then checks the store holds every event.
-(b) ``GET /v1/web-messages?visitor=<id>&returning=false&referrer=search&path=/``
-    at a fixed offered rate (open loop: request i is due at start + i/rate),
-    latency measured from when it was due, so a server that falls behind is
-    not flattered by requests waiting to be sent.
+
+For each phase it also reports the CPU seconds spent by the server processes,
+by the PostgreSQL backends of the bench database and by this client (read
+from ``/proc``; Linux only), so that a run on a shared machine can be judged
+per CPU-second as well as per wall-clock second.
 
 Targets: ≥ 20,000 events/s on PostgreSQL; web-message p99 < 20 ms at 500/s.
 Exit status 0 when every target is met, 1 otherwise.
@@ -39,15 +47,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from narrowcast.store import Store
 from narrowcast.store.schema import events, web_messages
@@ -107,7 +117,7 @@ def serve(args: argparse.Namespace) -> None:
 
 
 @contextlib.contextmanager
-def api_server(url: str, args: argparse.Namespace, log: Path) -> Iterator[str]:
+def api_server(url: str, args: argparse.Namespace, log: Path) -> Iterator[tuple[str, int]]:
     port = free_port()
     command = [sys.executable, __file__, "serve", "--port", str(port)]
     command += ["--workers", str(args.workers), "--http", args.http, "--loop", args.loop]
@@ -126,7 +136,7 @@ def api_server(url: str, args: argparse.Namespace, log: Path) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise SystemExit(f"the API server did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.1)
-        yield base
+        yield base, process.pid
     finally:
         process.terminate()
         try:
@@ -282,6 +292,137 @@ async def fill_customers(base: str, customers: int) -> None:
             response.raise_for_status()
 
 
+class Http:
+    """One keep-alive HTTP/1.1 connection, one request in flight, responses read by length."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, base: str) -> Http:
+        host, port = base.removeprefix("http://").rsplit(":", 1)
+        return cls(*await asyncio.open_connection(host, int(port)))
+
+    async def exchange(self, request: bytes) -> tuple[int, bytes]:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = None
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        if length is None:
+            raise RuntimeError(f"a response without Content-Length: {head[:300]!r}")
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def post_request(base: str, path: str, body: bytes) -> bytes:
+    host = base.removeprefix("http://")
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {API_KEY}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process so far (0 when it is gone or not Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and its descendants (uvicorn's worker processes)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(parents.get(pid, []))
+    return tree
+
+
+@dataclass
+class Cpu:
+    """CPU seconds spent during one phase by the server, PostgreSQL's backends, this client."""
+
+    server: float = 0.0
+    postgres: float | None = None
+    client: float = 0.0
+
+    def per(self, count: int) -> str:
+        """Milliseconds of CPU per request (server + postgres), for the report."""
+        if not count:
+            return "-"
+        return f"{(self.server + (self.postgres or 0.0)) / count * 1000:.2f}"
+
+
+class CpuMeter:
+    """Reads the CPU of the server's process tree and of the bench database's backends.
+
+    The PostgreSQL figure counts the backends serving the bench database (read
+    from ``/proc``, so only for a server on this machine); WAL writer,
+    checkpointer and the like serve every database and are left out.
+    """
+
+    def __init__(self, server_pid: int, url: str) -> None:
+        self.server_pid = server_pid
+        self.url = url
+        self.engine = (
+            create_engine(url, poolclass=NullPool) if url.startswith("postgresql") else None
+        )
+
+    def _backends(self) -> list[int] | None:
+        if self.engine is None or not Path("/proc/self/stat").exists():
+            return None
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            return [int(row[0]) for row in rows]
+
+    def _read(self) -> tuple[dict[int, float], dict[int, float] | None, float]:
+        server = {pid: process_cpu(pid) for pid in process_tree(self.server_pid)}
+        backends = self._backends()
+        postgres = None if backends is None else {pid: process_cpu(pid) for pid in backends}
+        return server, postgres, time.process_time()
+
+    @contextlib.contextmanager
+    def measure(self) -> Iterator[Cpu]:
+        cpu = Cpu()
+        server0, postgres0, client0 = self._read()
+        yield cpu
+        server1, postgres1, client1 = self._read()
+        # A process that started during the phase spent all of its CPU in it.
+        cpu.server = sum(t - server0.get(pid, 0.0) for pid, t in server1.items())
+        if postgres0 is not None and postgres1 is not None:
+            cpu.postgres = sum(t - postgres0.get(pid, 0.0) for pid, t in postgres1.items())
+        cpu.client = client1 - client0
+
+    def dispose(self) -> None:
+        if self.engine is not None:
+            self.engine.dispose()
+
+
 @dataclass
 class Load:
     requests: int = 0
@@ -290,6 +431,9 @@ class Load:
     accepted: int = 0
     failures: int = 0
     first_failure: str = ""
+    cpu: Cpu = field(default_factory=Cpu)
+    load_average: tuple[float, float] = (0.0, 0.0)
+    """The 1-minute load average when the phase started and when it ended."""
 
     def percentile(self, p: float) -> float:
         if not self.latencies:
@@ -308,47 +452,43 @@ class Load:
 
 async def post_events(base: str, bodies: list[bytes], connections: int, seconds: float) -> Load:
     load = Load()
-    queue = iter(bodies)
-    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as c:
-        for body in [next(queue) for _ in range(min(connections, 4))]:  # warm-up, not timed
-            response = await c.post("/v1/events", content=body)
-            load.accepted += response.json().get("accepted", 0)
+    requests = iter([post_request(base, "/v1/events", body) for body in bodies])
+    clients = [await Http.open(base) for _ in range(connections)]
+    try:
+        for client, request in zip(clients, [next(requests) for _ in range(4)], strict=False):
+            _, body = await client.exchange(request)  # warm-up, not timed
+            load.accepted += orjson.loads(body).get("accepted", 0)
         started = time.perf_counter()
         stop_at = started + seconds
 
-        async def connection() -> None:
-            for body in queue:
+        async def connection(client: Http) -> None:
+            for request in requests:
                 if time.perf_counter() > stop_at:
                     return
                 sent = time.perf_counter()
-                response = await c.post("/v1/events", content=body)
+                status, body = await client.exchange(request)
                 load.latencies.append(time.perf_counter() - sent)
-                if response.status_code != 200:
-                    load.fail(f"{response.status_code} {response.text[:300]}")
+                if status != 200:
+                    load.fail(f"{status} {body[:300]!r}")
                     continue
                 load.requests += 1
-                load.accepted += response.json()["accepted"]
+                load.accepted += orjson.loads(body)["accepted"]
 
-        await asyncio.gather(*(connection() for _ in range(connections)))
+        await asyncio.gather(*(connection(client) for client in clients))
         load.seconds = time.perf_counter() - started
+    finally:
+        for client in clients:
+            client.close()
     return load
 
 
 async def get_web_messages(base: str, customers: int, rate: int, seconds: float) -> Load:
-    """Open-loop lookups at ``rate``/s over keep-alive connections, from a lean client.
-
-    httpx costs this process more CPU per request than the server spends on it, and
-    on a 2-core machine the client would then be what is measured. Requests are
-    written as raw HTTP/1.1 on persistent connections instead (one in flight per
-    connection, enough connections for the rate), and read back by Content-Length.
-    """
+    """Open-loop lookups at ``rate``/s over keep-alive connections (enough for the rate)."""
     load = Load()
     rng = random.Random(11)
     total = int(rate * seconds)
     visitors = [f"visitor-{rng.getrandbits(64):016x}" for _ in range(2000)]
-    host, port = base.removeprefix("http://").rsplit(":", 1)
+    host = base.removeprefix("http://")
     params = "&returning=false&referrer=search&path=/"
     requests = [
         f"GET /v1/web-messages?visitor={v}{params} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
@@ -357,38 +497,25 @@ async def get_web_messages(base: str, customers: int, rate: int, seconds: float)
     connections = 32
     queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
 
-    async def exchange(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-    ) -> int:
-        writer.write(request)
-        head = await reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line[:15].lower() == b"content-length:":
-                length = int(line[15:])
-        await reader.readexactly(length)
-        return status
-
     async def connection() -> None:
-        reader, writer = await asyncio.open_connection(host, int(port))
+        client = await Http.open(base)
         try:
             for request in requests[:5]:  # warm-up, not timed
-                await exchange(reader, writer, request)
+                await client.exchange(request)
             while (item := await queue.get()) is not None:
                 due, request = item
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
                 if time.perf_counter() > deadline:
                     load.fail("not sent: the server was too far behind the offered rate")
                     continue
-                status = await exchange(reader, writer, request)
+                status, _ = await client.exchange(request)
                 load.latencies.append(time.perf_counter() - due)
                 if status != 200:
                     load.fail(f"status {status}")
                     continue
                 load.requests += 1
         finally:
-            writer.close()
+            client.close()
 
     started = time.perf_counter() + 0.5
     # Bounded in time as well as in count: once the server is this far behind, the
@@ -420,7 +547,8 @@ class Result:
 
 def bench(database: str, url: str, args: argparse.Namespace, workdir: Path) -> Result:
     bodies = event_batches(args.batches + 4, args.customers)
-    with api_server(url, args, workdir / f"server-{database}.log") as base:
+    with api_server(url, args, workdir / f"server-{database}.log") as (base, pid):
+        meter = CpuMeter(pid, url)
         started = time.perf_counter()
         asyncio.run(fill_customers(base, args.customers))
         print(
@@ -429,11 +557,21 @@ def bench(database: str, url: str, args: argparse.Namespace, workdir: Path) -> R
         seed_web_messages(url, args.customers)
         # Lookups first: after 300,000 events the database's own catch-up (autovacuum,
         # SQLite's WAL checkpoint) competes for the same two cores and would be measured.
-        web = asyncio.run(get_web_messages(base, args.customers, args.web_rate, args.web_seconds))
+        web = phase(meter, get_web_messages(base, args.customers, args.web_rate, args.web_seconds))
         print(f"  {database}: web {web.requests:,} lookups in {web.seconds:.1f} s")
-        ingest = asyncio.run(post_events(base, bodies, args.connections, args.seconds))
+        ingest = phase(meter, post_events(base, bodies, args.connections, args.seconds))
         print(f"  {database}: ingest {ingest.requests:,} requests in {ingest.seconds:.1f} s")
+        meter.dispose()
     return Result(database, ingest, web, count_events(url))
+
+
+def phase(meter: CpuMeter, work: Coroutine[Any, Any, Load]) -> Load:
+    before = os.getloadavg()[0]
+    with meter.measure() as cpu:
+        load = asyncio.run(work)
+    load.cpu = cpu
+    load.load_average = (before, os.getloadavg()[0])
+    return load
 
 
 # --- report --------------------------------------------------------------------------------
@@ -483,6 +621,26 @@ def report(results: list[Result]) -> bool:
             f"{r.web.percentile(99):>7.1f} {'<' + format(TARGET_WEB_P99_MS, '.0f'):>6} "
             f"{'PASS' if web_ok else 'FAIL':>4}"
         )
+    print()
+    print(
+        f"{'CPU seconds':<18} {'server':>7} {'postgres':>8} {'client':>7} "
+        f"{'ms/request':>10} {'per CPU-s':>10}  load average"
+    )
+    for r in results:
+        for what, load, unit, count in (
+            ("web", r.web, "lookups", r.web.requests),
+            ("ingest", r.ingest, "events", r.ingest.requests * BATCH),
+        ):
+            cpu = load.cpu
+            spent = cpu.server + (cpu.postgres or 0.0)
+            postgres = "-" if cpu.postgres is None else f"{cpu.postgres:.1f}"
+            per_cpu = f"{count / spent:,.0f}" if spent else "-"
+            print(
+                f"{r.database + ' ' + what:<18} {cpu.server:>7.1f} {postgres:>8} "
+                f"{cpu.client:>7.1f} {cpu.per(load.requests):>10} {per_cpu:>10} {unit:<7} "
+                f"{load.load_average[0]:.1f} -> {load.load_average[1]:.1f}"
+            )
+    print("(ms/request and per CPU-s: server + postgres backends; the client is this process)")
     for r in results:
         for what, load in (("ingest", r.ingest), ("web", r.web)):
             if load.failures:
