@@ -35,6 +35,7 @@ from narrowcast.planning.settings import PlanningSettings
 from narrowcast.segments.definitions import Definitions
 from narrowcast.segments.errors import RuleError
 from narrowcast.segments.evaluation import Evaluation
+from narrowcast.store.bulk import among
 from narrowcast.store.schema import (
     Instant,
     consents,
@@ -131,7 +132,7 @@ class Gate:
         rows = self.conn.execute(
             select(
                 consents.c.customer_id, consents.c.channel, consents.c.purpose, consents.c.granted
-            ).where(consents.c.customer_id.in_(ids))
+            ).where(among(self.conn, consents.c.customer_id, ids))
         )
         return {(c, ch, p): bool(g) for c, ch, p, g in rows}
 
@@ -142,7 +143,8 @@ class Gate:
         found: dict[str, set[str]] = defaultdict(set)
         rows = self.conn.execute(
             select(suppressions.c.address, suppressions.c.reason).where(
-                suppressions.c.channel == "email", suppressions.c.address.in_(addresses)
+                suppressions.c.channel == "email",
+                among(self.conn, suppressions.c.address, addresses),
             )
         )
         for address, reason in rows:
@@ -153,7 +155,10 @@ class Gate:
         """The most recently seen valid push token of each customer."""
         rows = self.conn.execute(
             select(device_tokens.c.customer_id, device_tokens.c.token, device_tokens.c.last_seen_at)
-            .where(device_tokens.c.customer_id.in_(ids), device_tokens.c.invalidated_at.is_(None))
+            .where(
+                among(self.conn, device_tokens.c.customer_id, ids),
+                device_tokens.c.invalidated_at.is_(None),
+            )
             .order_by(device_tokens.c.last_seen_at)
         )
         return {customer: token for customer, token, _ in rows}
@@ -169,7 +174,7 @@ class Gate:
                 func.count(),
             )
             .where(
-                o.c.customer_id.in_(ids),
+                among(self.conn, o.c.customer_id, ids),
                 o.c.state == "sent",
                 o.c.purpose == "marketing",
                 o.c.sent_at > literal(week, Instant),
@@ -202,7 +207,9 @@ class Gate:
             holding = evaluation.query(rule).subquery()
             ids = [r.customer_id for r in mine]
             hits = set(
-                self.conn.execute(select(holding.c.id).where(holding.c.id.in_(ids))).scalars()
+                self.conn.execute(
+                    select(holding.c.id).where(among(self.conn, holding.c.id, ids))
+                ).scalars()
             )
             cancelled |= {r.id for r in mine if r.customer_id in hits}
         return cancelled

@@ -49,6 +49,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from narrowcast.planning.planner import PlanEntry, Summary
 from narrowcast.store import Store
+from narrowcast.store.bulk import among, insert_columns
 from narrowcast.store.schema import (
     campaign_runs,
     channel_pauses,
@@ -227,9 +228,8 @@ class Outbox:
             conn.execute(
                 update(campaign_runs).where(campaign_runs.c.id == run_id).values(heartbeat_at=beat)
             )
-            statement = _insert_ignoring(conn, outbox, ["dedupe_key"]).returning(outbox.c.id)
-            # RETURNING yields only the rows inserted: a repeat (same dedupe key) yields none.
-            return len(conn.execute(statement, rows).all())
+            # Counts only the rows inserted: a repeat (same dedupe key) counts none.
+            return insert_columns(conn, outbox, rows, ignoring_conflicts_on=["dedupe_key"])
 
     def finish_run(
         self, run_id: int, summary: Summary, now: datetime, error: str | None = None
@@ -305,7 +305,7 @@ class Outbox:
                     conn.execute(
                         update(outbox)
                         .where(
-                            outbox.c.id.in_(ids),
+                            among(conn, outbox.c.id, ids),
                             outbox.c.attempts == attempts,
                             outbox.c.lease_owner == self.owner,
                             outbox.c.state == "claimed",
@@ -325,7 +325,7 @@ class Outbox:
                 conn.execute(
                     update(outbox)
                     .where(
-                        outbox.c.id.in_(ids),
+                        among(conn, outbox.c.id, ids),
                         outbox.c.attempts == attempts,
                         outbox.c.lease_owner == self.owner,
                         outbox.c.state.in_(("claimed", "sending")),
@@ -373,7 +373,7 @@ class Outbox:
                 conn.execute(
                     update(outbox)
                     .where(
-                        outbox.c.id.in_(ids),
+                        among(conn, outbox.c.id, ids),
                         outbox.c.attempts == attempts,
                         outbox.c.lease_owner == self.owner,
                         outbox.c.state.in_(("claimed", "sending")),
@@ -382,8 +382,9 @@ class Outbox:
                 )
             attempted = [o for o in outcomes if o.attempted]
             if attempted:
-                conn.execute(
-                    insert(deliveries),
+                insert_columns(
+                    conn,
+                    deliveries,
                     [
                         {
                             "outbox_id": o.row.id,
@@ -403,7 +404,7 @@ class Outbox:
                 )
             sent = [o for o in outcomes if o.state == "sent"]
             if sent:
-                conn.execute(insert(events), [_sent_event(o, now) for o in sent])
+                insert_columns(conn, events, [_sent_event(o, now) for o in sent])
             addresses = {o.suppress_address for o in outcomes if o.suppress_address}
             if addresses:
                 conn.execute(
@@ -423,7 +424,7 @@ class Outbox:
             if tokens:
                 conn.execute(
                     update(device_tokens)
-                    .where(device_tokens.c.token.in_(tokens))
+                    .where(among(conn, device_tokens.c.token, tokens))
                     .values(invalidated_at=now)
                 )
 
