@@ -16,7 +16,8 @@ after batch:
    jitter (honouring ``Retry-After``); ``failed``, suppressing a bad address or
    invalidating a dead push token; ``unknown`` when the provider may have the
    message and a repeat would not be harmless; and for refused credentials,
-   the channel is **paused** (``channel_pauses``) and its messages wait, unburnt.
+   the channel is **paused** (``channel_pauses``, in that same transaction) and
+   its messages wait, unburnt.
 
 Database work runs in threads (``asyncio.to_thread``) so that one channel's
 provider latency never stalls another's. ``drain`` returns when nothing is
@@ -384,6 +385,7 @@ class Dispatcher:
                 paused = result.reason
             outcomes.append(outcome)
         if paused is not None:
+            # Recorded by ``settle``, in the transaction that records these results.
             log.error(
                 "channel %s PAUSED: %s — fix the configuration, then `narrowcast "
                 "channels resume %s`",
@@ -391,7 +393,6 @@ class Dispatcher:
                 paused,
                 channel,
             )
-            await asyncio.to_thread(self.outbox.pause, channel, paused, now)
         return outcomes
 
     def _outcome(

@@ -44,12 +44,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from narrowcast.planning.planner import PlanEntry, Summary
 from narrowcast.store import Store
-from narrowcast.store.bulk import among, insert_columns
+from narrowcast.store.bulk import among, dialect_insert, insert_columns
 from narrowcast.store.schema import (
     campaign_runs,
     channel_pauses,
@@ -427,6 +427,12 @@ class Outbox:
                     .where(among(conn, device_tokens.c.token, tokens))
                     .values(invalidated_at=now)
                 )
+            # Refused credentials pause the channel with the results that say so: a
+            # separate transaction could fail after the provider answered and leave
+            # these rows in ``sending`` (``unknown`` once the lease expires).
+            paused = {o.row.channel: o.error or "" for o in outcomes if o.status == "paused"}
+            for channel, reason in paused.items():
+                self._pause(conn, channel, reason, now)
 
     # --- housekeeping ------------------------------------------------------------------
 
@@ -474,13 +480,16 @@ class Outbox:
     # --- paused channels -----------------------------------------------------------------
 
     def pause(self, channel: str, reason: str, now: datetime) -> None:
+        """Stop sending ``channel`` until ``resume``; its messages wait, unburnt."""
         with self.store.begin() as conn:
-            conn.execute(delete(channel_pauses).where(channel_pauses.c.channel == channel))
-            conn.execute(
-                insert(channel_pauses).values(
-                    channel=channel, reason=reason[:2000], since=now, paused_by=self.owner
-                )
-            )
+            self._pause(conn, channel, reason, now)
+
+    def _pause(self, conn: Connection, channel: str, reason: str, now: datetime) -> None:
+        # An upsert: two loops of a worker (or two workers) refused at the same moment
+        # both pause; a DELETE then INSERT made the second fail on the key.
+        values = {"reason": reason[:2000], "since": now, "paused_by": self.owner}
+        statement = dialect_insert(conn, channel_pauses).values(channel=channel, **values)
+        conn.execute(statement.on_conflict_do_update(index_elements=["channel"], set_=values))
 
     def resume(self, channel: str) -> bool:
         with self.store.begin() as conn:
