@@ -14,7 +14,12 @@ a message stops showing after a dismiss, a click, an answer, or
 ``[api] web_max_views`` views.
 
 Choosing the messages is one SQL statement (see ``targeted``), run on every
-page view of the shop: no Python loop over the table. At most one message per
+page view of the shop: no Python loop over the table. On PostgreSQL it is
+compiled once to psycopg's SQL text and run on the driver's cursor, outside a
+transaction (``Store.read``): SQLAlchemy's per-execution work, the pool's
+BEGIN / ROLLBACK round trips and an ``IN`` list re-rendered for every request
+cost several times the query itself (``bench/README.md``); one unchanging text
+also lets psycopg prepare it on each connection after a few uses. At most one message per
 placement comes back; the priority is *a message for this very customer
 before one for anybody, then the newest, then the highest id* — stable, so a
 visitor is not shown a different banner on every page.
@@ -28,7 +33,7 @@ would match with ``[`` escaped.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
@@ -44,14 +49,18 @@ from sqlalchemy import (
     RowMapping,
     Select,
     String,
+    Text,
+    any_,
     bindparam,
     case,
+    cast,
     func,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ColumnElement
 
 from narrowcast.api.context import ApiContext, context, customer_from
@@ -129,7 +138,7 @@ async def list_messages(
     customer = optional_customer(request)
 
     def lookup() -> bytes:
-        with ctx.store.connect() as conn:
+        with ctx.store.read() as conn:
             rows = targeted(
                 conn,
                 customer=customer,
@@ -214,21 +223,47 @@ def targeted(
     path: str,
     now: datetime,
     max_views: int,
-) -> Sequence[RowMapping]:
-    """The ``web_messages`` rows for one visit, at most one per placement, by placement."""
+) -> list[dict[str, Any]]:
+    """The messages for one visit (``_COLUMNS``), at most one per placement, by placement."""
     params: dict[str, Any] = {
         "keys": visitor_keys(customer, visitor),
         "visitors": ["any", "returning" if returning else "new"],
         "referrer": referrer,
-        "referrer_list": [referrer],
         "path": path,
         "now": now,
         "max_views": max_views,
     }
     if customer is not None:
         params["customer"] = customer
+    if conn.dialect.name == "postgresql":
+        sql, constants = _postgresql_targeting(conn.dialect, customer is not None)
+        raw: Any = conn.connection.driver_connection
+        with raw.cursor() as cursor:
+            cursor.execute(sql, {**constants, **params})
+            rows = cursor.fetchall()
+        # ``parts`` comes as text, for orjson: psycopg's own jsonb loader is the stdlib's.
+        return [
+            {"id": i, "campaign": c, "placement": p, "survey": s, "parts": orjson.loads(parts)}
+            for i, c, p, s, parts in rows
+        ]
     statement = _targeting(conn.dialect.name, customer is not None)
-    return conn.execute(statement, params).mappings().all()
+    return [dict(row) for row in conn.execute(statement, params).mappings()]
+
+
+_COLUMNS = ("id", "campaign", "placement", "survey", "parts")
+"""What a lookup reads of each message: what ``_message`` answers with."""
+
+
+@lru_cache(maxsize=8)
+def _postgresql_targeting(dialect: Dialect, known_customer: bool) -> tuple[str, dict[str, Any]]:
+    """The PostgreSQL statement as psycopg's SQL text, with the values of its constants."""
+    compiled = _targeting("postgresql", known_customer).compile(dialect=dialect)
+    constants = {k: v for k, v in compiled.params.items() if k not in _PER_VISIT}
+    return str(compiled), constants
+
+
+_PER_VISIT = frozenset({"keys", "visitors", "referrer", "path", "now", "max_views", "customer"})
+"""The parameters ``targeted`` passes; the statement's other parameters are its constants."""
 
 
 @lru_cache(maxsize=8)
@@ -240,7 +275,7 @@ def _targeting(dialect: str, known_customer: bool) -> Select[Any]:
         select(v.web_message_id)
         .where(
             v.web_message_id == m.id,
-            v.visitor.in_(bindparam("keys", expanding=True)),
+            _one_of(v.visitor, "keys", dialect),
             or_(
                 v.dismissed_at.is_not(None),
                 v.clicked_at.is_not(None),
@@ -268,18 +303,29 @@ def _targeting(dialect: str, known_customer: bool) -> Select[Any]:
         .label("rank")
     )
     candidates = (
-        select(web_messages, rank)
+        select(*(m[name] for name in _COLUMNS), rank)
         .where(
             audience,
             or_(m.expires_at.is_(None), m.expires_at > bindparam("now", type_=m.expires_at.type)),
-            m.visitor.in_(bindparam("visitors", expanding=True)),
+            _one_of(m.visitor, "visitors", dialect),
             _referrer_matches(dialect),
             _path_matches(dialect),
             ~finished,
         )
         .subquery()
     )
-    return select(candidates).where(candidates.c.rank == 1).order_by(candidates.c.placement)
+    answered: list[ColumnElement[Any]] = [candidates.c[name] for name in _COLUMNS]
+    if dialect == "postgresql":
+        answered[-1] = cast(candidates.c.parts, Text)
+    return select(*answered).where(candidates.c.rank == 1).order_by(candidates.c.placement)
+
+
+def _one_of(column: ColumnElement[str], name: str, dialect: str) -> ColumnElement[bool]:
+    """``column`` is one of the list parameter ``name``: one array parameter on PostgreSQL
+    (the same SQL text whatever the list's length), an expanded ``IN`` on SQLite."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(String)))
+    return column.in_(bindparam(name, expanding=True))
 
 
 def visitor_keys(customer: str | None, visitor: str) -> list[str]:
@@ -295,7 +341,7 @@ def _referrer_matches(dialect: str) -> ColumnElement[bool]:
     if dialect == "postgresql":
         return or_(
             func.jsonb_array_length(column) == 0,
-            column.op("@>")(bindparam("referrer_list", type_=JSONB)),
+            column.op("@>")(func.jsonb_build_array(bindparam("referrer", type_=String))),
         )
     each = func.json_each(column).table_valued("value")
     return or_(
@@ -413,7 +459,7 @@ def _event_id(message_id: int, kind: str, customer: str) -> str:
     return f"web:{message_id}:{kind}:#{hashlib.sha256(customer.encode()).hexdigest()}"
 
 
-def _message(row: RowMapping) -> dict[str, Any]:
+def _message(row: Mapping[str, Any]) -> dict[str, Any]:
     """One message as ``WebMessage`` describes it."""
     parts = row["parts"] or {}
     return {
