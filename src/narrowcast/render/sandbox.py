@@ -147,6 +147,9 @@ class Sandbox(ImmutableSandboxedEnvironment):
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         # track(url) is called for every link of every message; it is ours and safe.
         if type(__obj) is MethodType and __obj.__func__ is _TRACK:
+            if kwargs:  # in a loop or block Jinja passes its variables, as Context.call drops
+                kwargs.pop("_loop_vars", None)
+                kwargs.pop("_block_vars", None)
             return __obj(*args, **kwargs)
         return super().call(__context, __obj, *args, **kwargs)
 
