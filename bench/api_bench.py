@@ -1,7 +1,7 @@
 """HTTP API benchmark: event ingest throughput and web-message lookup latency.
 
 For each database (a fresh SQLite file, a fresh PostgreSQL database
-``narrowcast_apibench``) it starts the API with uvicorn in a separate process
+``narrowcast_apibench_<pid>``) it starts the API with uvicorn in a separate process
 on 127.0.0.1, fills N customers through ``POST /v1/customers`` and seeds a few
 web messages, then drives load from this process over keep-alive HTTP/1.1
 connections written by hand (an httpx client cost this process more CPU per
@@ -55,7 +55,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import Connection, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -65,7 +65,9 @@ from narrowcast.store.schema import events, web_messages
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-PG_DATABASE = "narrowcast_apibench"
+PG_DATABASE_PREFIX = "narrowcast_apibench_"
+PG_DATABASE = f"{PG_DATABASE_PREFIX}{os.getpid()}"
+"""One database per run: two runs at once on a shared machine must not drop each other's."""
 API_KEY = "bench-api-key-0123456789"
 BATCH = 100
 TARGET_EVENTS_PER_S = 20_000  # on PostgreSQL
@@ -170,8 +172,9 @@ def postgres_database(admin_url: str) -> Iterator[str]:
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            # A run killed half-way leaves its database behind: start from nothing.
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)'))
+            # A run killed half-way leaves its database behind: drop those of runs gone.
+            for name in abandoned(conn):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(text(f'CREATE DATABASE "{PG_DATABASE}"'))
         url = make_url(admin_url).set(database=PG_DATABASE).render_as_string(hide_password=False)
         upgrade(url)
@@ -180,6 +183,26 @@ def postgres_database(admin_url: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)'))
         admin.dispose()
+
+
+def abandoned(conn: Connection) -> list[str]:
+    """Bench databases whose run (the process in the name) is no longer running."""
+    names = conn.execute(
+        text("SELECT datname FROM pg_database WHERE datname LIKE :prefix"),
+        {"prefix": PG_DATABASE_PREFIX + "%"},
+    ).scalars()
+    gone = []
+    for name in names:
+        pid = name.removeprefix(PG_DATABASE_PREFIX)
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            gone.append(name)
+        except PermissionError:
+            pass  # someone else's process: alive
+    return gone
 
 
 def upgrade(url: str) -> None:
