@@ -20,6 +20,20 @@ run time keep Jinja's code.
 ``a ~ b`` in an html template is Jinja's ``markup_join``, which asks each
 piece for ``__html__`` the same costly way; ``html_join`` joins plain
 strings directly and hands anything else to ``markup_join``.
+
+Three markers, set as attributes on Jinja's own nodes by ``onepass.py``
+(Jinja allows no new node types), make the one template that renders an
+email's html and its derived text together:
+
+* ``KEEP`` on an expression printed in the html: its value is also kept in a
+  local, ``(t_nc3 := …)``;
+* ``REF`` on an expression printed in the text: the local, not the expression;
+* ``TEXT`` on an ``Output`` node: printed without escaping onto
+  ``context.nc_text`` instead of being yielded as html.
+
+A ``~`` inside a kept expression joins through ``shared_join``, which gives
+the html and the text the same value or raises ``Diverged`` (then the
+message is rendered the two-pass way).
 """
 
 from __future__ import annotations
@@ -30,8 +44,15 @@ import markupsafe
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator as JinjaCodeGenerator
 from jinja2.compiler import Frame, optimizeconst
+from jinja2.nodes import EvalContext
 from jinja2.runtime import markup_join
 from markupsafe import escape
+
+KEEP = "nc_keep"
+REF = "nc_ref"
+TEXT = "nc_text"
+SHARED = "nc_shared"
+"""Marker attributes of the one-pass template's nodes (see the module docstring)."""
 
 
 def _native_escape(text: str) -> str:  # pragma: no cover  (markupsafe without speedups)
@@ -79,8 +100,25 @@ def html_join(pieces: tuple[Any, ...]) -> str:
     return "".join(pieces)
 
 
+class Diverged(Exception):
+    """A kept value would differ between the html and its text; render them apart."""
+
+
+def shared_join(pieces: tuple[Any, ...]) -> str:
+    """``~`` in a value the html and its derived text share.
+
+    Plain strings join the same way in both (``html_join`` and Jinja's
+    ``str_join``); anything else would be escaped in the html only.
+    """
+    for piece in pieces:
+        if type(piece) is not str:
+            raise Diverged
+    return "".join(pieces)
+
+
 # Names the generated module imports these under (template variables are all l_*).
 _HTML, _TEXT, _JOIN = "nc_html_output", "nc_text_output", "nc_html_join"
+_SHARED_JOIN = "nc_shared_join"
 
 
 class CodeGenerator(JinjaCodeGenerator):
@@ -93,9 +131,33 @@ class CodeGenerator(JinjaCodeGenerator):
     def visit_Template(self, node: nodes.Template, frame: Frame | None = None) -> None:
         self.writeline(
             f"from {__name__} import html_output as {_HTML}, text_output as {_TEXT}, "
-            f"html_join as {_JOIN}"
+            f"html_join as {_JOIN}, shared_join as {_SHARED_JOIN}"
         )
         super().visit_Template(node, frame)
+
+    def visit(self, node: nodes.Node, *args: Any, **kwargs: Any) -> Any:
+        marks = node.__dict__
+        ref = marks.get(REF)
+        if ref is not None:
+            self.write(ref)
+            return None
+        keep = marks.get(KEEP)
+        if keep is None:
+            return super().visit(node, *args, **kwargs)
+        self.write(f"({keep} := ")
+        result = super().visit(node, *args, **kwargs)
+        self.write(")")
+        return result
+
+    def visit_Output(self, node: nodes.Output, frame: Frame) -> None:
+        if not node.__dict__.get(TEXT):
+            super().visit_Output(node, frame)
+            return
+        text = frame.copy()
+        text.buffer = "context.nc_text"
+        text.eval_ctx = EvalContext(self.environment, self.name)
+        text.eval_ctx.autoescape = False
+        super().visit_Output(node, text)
 
     def _ours(self, frame: Frame) -> bool:
         return self.environment.finalize is finalize and not frame.eval_ctx.volatile
@@ -121,7 +183,7 @@ class CodeGenerator(JinjaCodeGenerator):
         if frame.eval_ctx.volatile or not frame.eval_ctx.autoescape:
             super().visit_Concat(node, frame)
             return
-        self.write(f"{_JOIN}((")
+        self.write(f"{_SHARED_JOIN if node.__dict__.get(SHARED) else _JOIN}((")
         for piece in node.nodes:
             self.visit(piece, frame)
             self.write(", ")

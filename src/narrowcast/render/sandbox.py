@@ -40,7 +40,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 from narrowcast.errors import did_you_mean
-from narrowcast.render.codegen import CodeGenerator, finalize
+from narrowcast.render.codegen import CodeGenerator, Diverged, finalize
 from narrowcast.render.errors import (
     HelperError,
     RenderError,
@@ -93,6 +93,9 @@ class PartContext(Context):
     Sets what ``Context.__init__`` sets (a test compares the two), without
     calling ``EvalContext.__init__`` or copying an empty blocks mapping.
     """
+
+    nc_text: list[str]
+    """Where a one-pass template (``onepass.py``) writes the text part."""
 
     def __init__(
         self,
@@ -363,6 +366,26 @@ def render(template: jinja2.Template, variables: dict[str, Any]) -> str:
     except Exception:
         environment.handle_exception()  # re-raises with the template's lines
         raise  # pragma: no cover  (handle_exception always raises)
+
+
+def render_with_text(template: jinja2.Template, variables: dict[str, Any]) -> tuple[str, str]:
+    """The html and the derived text from a one-pass template (``onepass.build``).
+
+    Raises ``Diverged`` when the two would differ (render them apart), and
+    otherwise what ``render`` raises.
+    """
+    environment = template.environment
+    context = environment.context_class(environment, variables, template.name, template.blocks)
+    text: list[str] = []
+    context.nc_text = text  # type: ignore[attr-defined]
+    try:
+        html = "".join(template.root_render_func(context))
+    except Diverged:
+        raise
+    except Exception:
+        environment.handle_exception()
+        raise  # pragma: no cover  (handle_exception always raises)
+    return html, "".join(text)
 
 
 def flat_globals(environment: jinja2.Environment) -> dict[str, Any]:

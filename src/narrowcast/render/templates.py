@@ -10,11 +10,13 @@ paths), failures included, so the per-message cost is the rendering alone.
 
 The email ``text`` part: a text template is used only when it is at least as
 specific as the html template it goes with (same variant folder and locale,
-or more specific); otherwise the text is derived from the html template.
+or more specific); otherwise the text is derived from the html template, and
+``render`` makes both in one pass when ``onepass.build`` can zip them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ import jinja2
 from jinja2 import meta, nodes
 
 from narrowcast.errors import did_you_mean
+from narrowcast.render import onepass
+from narrowcast.render.codegen import Diverged
 from narrowcast.render.errors import (
     InvalidPart,
     MissingPart,
@@ -46,6 +50,7 @@ from narrowcast.render.sandbox import (
     flat_globals,
     make_environments,
     render,
+    render_with_text,
     runtime_error,
     syntax_error,
 )
@@ -72,6 +77,8 @@ class PartTemplate:
     template: jinja2.Template
     derived: bool = False
     """True for an email text part derived from the html template ``name``."""
+    with_text: jinja2.Template | None = None
+    """For an html part whose text is derived: both in one pass (``onepass.py``)."""
 
 
 @dataclass(frozen=True)
@@ -90,10 +97,24 @@ class MessageTemplates:
     def render(self, context: Mapping[str, Any]) -> dict[str, Any]:
         """The message's part dict; raises the first ``RenderError``."""
         variables = {**self.globals, **context}
-        message = {
-            part.name: self._part(part, compiled, variables, context)
-            for part, compiled in self.parts
-        }
+        message: dict[str, Any] = {}
+        text: str | None = None  # made with the html, for the derived text part
+        for part, compiled in self.parts:
+            if compiled is None:
+                message[part.name] = part.default
+            elif compiled.with_text is not None:
+                try:
+                    html, text = render_with_text(compiled.with_text, variables)
+                except Diverged:
+                    message[part.name] = self._part(part, compiled, variables, context)
+                    continue
+                except Exception as exc:
+                    raise self._error(exc, compiled, context) from exc
+                message[part.name] = finish(part, html, compiled.shown)
+            elif text is not None and compiled.derived:
+                message[part.name] = finish(part, text, compiled.shown)
+            else:
+                message[part.name] = self._part(part, compiled, variables, context)
         if self.channel in _PAIRED:
             self._check_pairs(message)
         return message
@@ -157,6 +178,7 @@ class Templates:
         self.html, self.plain, self.text = make_environments(self.root)
         self._globals = flat_globals(self.plain)
         self._messages: dict[tuple[Any, ...], MessageTemplates | RenderError] = {}
+        self._with_texts: dict[str, jinja2.Template | None] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -278,6 +300,18 @@ class Templates:
             resolved.append((part, compiled))
 
         parts = dict((part.name, compiled) for part, compiled in resolved)
+        text = parts.get("text") if channel == "email" else None
+        if html is not None and text is not None and text.derived:
+            with_text = self._with_text(html.name)
+            resolved = [
+                (
+                    part,
+                    dataclasses.replace(html, with_text=with_text)
+                    if compiled is html
+                    else compiled,
+                )
+                for part, compiled in resolved
+            ]
         for first, second in PAIRS:
             if first in parts and (parts[first] is None) != (parts[second] is None):
                 missing = first if parts[first] is None else second
@@ -357,6 +391,7 @@ class Templates:
         """Forget every compiled template and resolution (files changed on disk)."""
         with self._lock:
             self._messages.clear()
+            self._with_texts.clear()
             for environment in (self.html, self.plain, self.text):
                 if environment.cache is not None:
                     environment.cache.clear()
@@ -376,6 +411,14 @@ class Templates:
     def _derive(self, part: Part, html: PartTemplate) -> PartTemplate:
         template = self._load(self.text, html.name, derived=True)
         return PartTemplate(part, html.name, html.shown, template, derived=True)
+
+    def _with_text(self, name: str) -> jinja2.Template | None:
+        """The one-pass template of the html ``name`` and its derived text, if it can be made."""
+        if name not in self._with_texts:
+            made = onepass.build(self.html, self.text, name)
+            with self._lock:
+                self._with_texts[name] = made
+        return self._with_texts[name]
 
     def _load(
         self, environment: jinja2.Environment, name: str, *, derived: bool = False

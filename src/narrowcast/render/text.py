@@ -3,7 +3,8 @@
 Rather than turning every rendered html message back into text (slow: one
 HTML parse per message), the html *template source* is turned into a
 plain-text *template source*, compiled once, and rendered per message like
-any other template. Jinja constructs are cut out of the source first and put
+any other template — or, where ``onepass.py`` can zip the two, together with
+the html in one pass. Jinja constructs are cut out of the source first and put
 back unchanged, so the text part shows exactly the values the html shows —
 without html escaping.
 
