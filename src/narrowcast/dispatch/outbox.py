@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, select, update
+from sqlalchemy import Connection, and_, delete, func, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from narrowcast.planning.planner import PlanEntry, Summary
@@ -252,15 +252,28 @@ class Outbox:
     # --- dispatch ----------------------------------------------------------------------
 
     def claim(self, channel: str, limit: int, now: datetime, lease: timedelta) -> list[Claimed]:
-        """Lease up to ``limit`` due rows of ``channel`` (oldest send time first)."""
+        """Lease up to ``limit`` due rows of ``channel`` (oldest send time first).
+
+        Each claimable state is read on its own, in the order of the (state,
+        channel, send_at) index, up to ``limit`` rows: ``state IN ('planned',
+        'retry')`` gives PostgreSQL two ranges of that index and no order, and
+        it sorted every due row of the channel — 85,000 of them, on disk, for
+        each batch of a big campaign — to take the first 500. The two are then
+        merged by send time; the rows locked but not taken are free again when
+        the claim commits.
+        """
         o = outbox
-        due = (
-            select(o.c.id)
-            .where(o.c.state.in_(CLAIMABLE), o.c.channel == channel, o.c.send_at <= now)
-            .order_by(o.c.send_at, o.c.id)
+        arms = [
+            select(o.c.id, o.c.send_at)
+            .where(o.c.state == state, o.c.channel == channel, o.c.send_at <= now)
+            .order_by(o.c.send_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
-        )
+            .cte(f"due_{state}")
+            for state in CLAIMABLE
+        ]
+        merged = union_all(*(select(arm.c.id, arm.c.send_at) for arm in arms)).subquery()
+        due = select(merged.c.id).order_by(merged.c.send_at).limit(limit)
         with self.store.begin() as conn:
             rows = conn.execute(
                 update(o)
