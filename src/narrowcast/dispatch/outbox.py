@@ -23,8 +23,8 @@ The delivery guarantee, and how this module keeps it:
 * A ``claimed`` row whose lease expires was never handed to a provider: it
   goes back to ``planned`` and another worker sends it.
 * Every final update is **fenced**: ``WHERE id = … AND attempts = … AND
-  lease_owner = … AND state = 'sending'``, so a worker that lost its lease
-  (paused, partitioned) cannot overwrite what the next owner did.
+  lease_owner = …`` (the claim that leased the row), so a worker that lost its
+  lease (paused, partitioned) cannot overwrite what the next owner did.
 * Leases are counted in the **database's time**, never a worker's clock (see
   ``clock.py``).
 * Planning writes rows under a unique ``dedupe_key`` (campaign, occurrence or
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, select, union_all, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, func, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from narrowcast.planning.planner import PlanEntry, Summary
@@ -180,9 +180,18 @@ class Outbox:
 
         Each batch also moves the run's heartbeat (``now`` plus the time spent
         writing), so that other workers see the run is alive.
+
+        On PostgreSQL, once this run has written more rows than the outbox's
+        statistics say it holds (a first big campaign: none), the outbox is
+        analyzed at once instead of when autovacuum gets to it, up to a minute
+        later (or never, where it is off). Until then the dispatch loops' lookups
+        of a batch's rows were planned for a table of a few rows with no known
+        distribution: scans of the whole outbox for every batch, and cost
+        estimates high enough for JIT compilation of each lookup.
         """
         started = time.monotonic()
         written = 0
+        known = self._row_estimate()
         batch: list[dict[str, Any]] = []
         for entry in entries:
             batch.append(
@@ -210,11 +219,30 @@ class Outbox:
                 beat = now + timedelta(seconds=time.monotonic() - started)
                 written += self._write(batch, run_id, beat)
                 batch = []
+                if known is not None and written > known:
+                    self._analyze()
+                    known = None
         if batch:
             written += self._write(
                 batch, run_id, now + timedelta(seconds=time.monotonic() - started)
             )
+        if known is not None and written > max(known, _BATCH):
+            self._analyze()
         return written
+
+    def _row_estimate(self) -> float | None:
+        """How many rows PostgreSQL's statistics say the outbox has (None: SQLite)."""
+        if self.store.dialect != "postgresql":
+            return None
+        with self.store.connect() as conn:
+            estimate = conn.exec_driver_sql(
+                "SELECT reltuples FROM pg_class WHERE oid = 'outbox'::regclass"
+            ).scalar_one()
+        return max(float(estimate), 0.0)  # -1: never analyzed
+
+    def _analyze(self) -> None:
+        with self.store.begin() as conn:
+            conn.exec_driver_sql("ANALYZE outbox")
 
     def beat(self, run_id: int, at: datetime) -> None:
         """Record that the worker planning ``run_id`` is alive at ``at``."""
@@ -317,17 +345,30 @@ class Outbox:
                 marked.update(
                     conn.execute(
                         update(outbox)
-                        .where(
-                            among(conn, outbox.c.id, ids),
-                            outbox.c.attempts == attempts,
-                            outbox.c.lease_owner == self.owner,
-                            outbox.c.state == "claimed",
-                        )
+                        .where(self._held(conn, attempts, ids))
                         .values(state="sending", lease_until=now + lease, updated_at=now)
                         .returning(outbox.c.id)
                     ).scalars()
                 )
         return marked
+
+    def _held(self, conn: Connection, attempts: int, ids: Sequence[int]) -> ColumnElement[bool]:
+        """The fence of every update of a claimed batch: these rows, still under this claim.
+
+        ``lease_owner`` and ``attempts`` name one claim: a new claim bumps
+        ``attempts``, and every move out of ``claimed`` / ``sending`` (settling,
+        an expired lease) clears ``lease_owner`` — so rows matching both are in
+        ``claimed`` or ``sending`` of this very claim, and the state is not
+        tested again. Testing it let PostgreSQL find the rows through the
+        (state, …) index, whose entries for rows claimed earlier in a big
+        campaign are dead until vacuumed: a bitmap scan of 40,000–80,000 of
+        them per batch instead of 500 primary-key probes.
+        """
+        return and_(
+            among(conn, outbox.c.id, ids),
+            outbox.c.attempts == attempts,
+            outbox.c.lease_owner == self.owner,
+        )
 
     def renew(self, rows: Sequence[Claimed], now: datetime, lease: timedelta) -> None:
         """Extend the lease of rows this worker still holds (a heartbeat while it sends)."""
@@ -337,12 +378,7 @@ class Outbox:
             for attempts, ids in _by_attempts(rows).items():
                 conn.execute(
                     update(outbox)
-                    .where(
-                        among(conn, outbox.c.id, ids),
-                        outbox.c.attempts == attempts,
-                        outbox.c.lease_owner == self.owner,
-                        outbox.c.state.in_(("claimed", "sending")),
-                    )
+                    .where(self._held(conn, attempts, ids))
                     .values(lease_until=now + lease)
                 )
 
@@ -383,16 +419,7 @@ class Outbox:
                 }
                 if retry_at is not None:
                     values["send_at"] = retry_at
-                conn.execute(
-                    update(outbox)
-                    .where(
-                        among(conn, outbox.c.id, ids),
-                        outbox.c.attempts == attempts,
-                        outbox.c.lease_owner == self.owner,
-                        outbox.c.state.in_(("claimed", "sending")),
-                    )
-                    .values(**values)
-                )
+                conn.execute(update(outbox).where(self._held(conn, attempts, ids)).values(**values))
             attempted = [o for o in outcomes if o.attempted]
             if attempted:
                 insert_columns(
