@@ -1,10 +1,11 @@
 """How ``GET /v1/web-messages`` reads the store: one statement, outside a transaction.
 
 What it shows a visitor is ``test_web.py``; these check what the hot path's
-shortcuts must not break — a pooled connection handed back after an
-autocommit read still rolls a later write transaction back, and on PostgreSQL
-the lookup is one fixed SQL text (so psycopg can prepare it) that answers
-exactly what SQLAlchemy's execution of the same statement answers.
+shortcuts must not break — autocommit reads leave write transactions as they
+were, a read connection the server dropped is replaced without the lookup
+failing (the ping it skips would have done that), and on PostgreSQL the lookup
+is one fixed SQL text (so psycopg can prepare it) that answers exactly what
+SQLAlchemy's execution of the same statement answers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, create_engine, func, insert, select, text
 
 from narrowcast.api.web import _postgresql_targeting, _targeting, targeted
 from narrowcast.store import Store
@@ -23,11 +24,14 @@ from narrowcast.store.schema import customers, web_messages, web_views
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-def test_a_read_connection_leaves_no_autocommit_behind(store: Store) -> None:
+def _count(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(customers)).scalar_one())
+
+
+def test_reads_leave_write_transactions_as_they_were(store: Store) -> None:
     store.upgrade()
-    for attempt in range(3):  # the pool hands the same connection back each time
-        with store.read() as conn:
-            assert conn.execute(select(func.count()).select_from(customers)).scalar_one() == 0
+    for attempt in range(3):
+        assert store.read(_count) == 0
         with pytest.raises(RuntimeError), store.begin() as conn:
             conn.execute(
                 insert(customers).values(
@@ -37,6 +41,48 @@ def test_a_read_connection_leaves_no_autocommit_behind(store: Store) -> None:
             raise RuntimeError("roll back")
     with store.connect() as conn:
         assert conn.execute(select(func.count()).select_from(customers)).scalar_one() == 0
+
+
+@pytest.mark.postgres
+def test_a_read_connection_the_server_dropped_is_replaced(postgres_store: Store) -> None:
+    store = postgres_store
+    store.upgrade()
+    admin = create_engine(store.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+    def backend(conn: Connection) -> int:
+        return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+    def drop(pid: int) -> None:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+    # The same pooled connection comes back, dead; a read through SQLAlchemy still answers,
+    first = store.read(backend)
+    drop(first)
+    assert store.read(_count) == 0
+    # and so does one on the driver's own cursor (the lookup's way).
+    second = store.read(backend)
+    assert second != first
+    drop(second)
+    visit = {"visitor": "visitor-1", "returning": False, "referrer": "direct", "path": "/"}
+    assert (
+        store.read(lambda conn: targeted(conn, customer=None, now=NOW, max_views=3, **visit)) == []
+    )
+    assert store.read(backend) not in (first, second)
+    admin.dispose()
+
+
+def test_a_failing_read_is_not_retried(store: Store) -> None:
+    store.upgrade()
+    calls = []
+
+    def broken(conn: Connection) -> None:
+        calls.append(1)
+        conn.exec_driver_sql("SELECT no_such_column FROM customers")
+
+    with pytest.raises(Exception, match="no_such_column"):
+        store.read(broken)
+    assert calls == [1]
 
 
 @pytest.mark.postgres
@@ -110,8 +156,7 @@ def test_the_postgresql_lookup_answers_what_sqlalchemy_answers(postgres_store: S
                             "now": NOW,
                             "max_views": 3,
                         }
-                        with store.read() as conn:
-                            fast = targeted(conn, **visit)
+                        fast = store.read(lambda conn, visit=visit: targeted(conn, **visit))
                         with store.connect() as conn:
                             slow = _through_sqlalchemy(conn, visit)
                         assert fast == slow, visit

@@ -14,15 +14,18 @@ a message stops showing after a dismiss, a click, an answer, or
 ``[api] web_max_views`` views.
 
 Choosing the messages is one SQL statement (see ``targeted``), run on every
-page view of the shop: no Python loop over the table. On PostgreSQL it is
-compiled once to psycopg's SQL text and run on the driver's cursor, outside a
-transaction (``Store.read``): SQLAlchemy's per-execution work, the pool's
-BEGIN / ROLLBACK round trips and an ``IN`` list re-rendered for every request
-cost several times the query itself (``bench/README.md``); one unchanging text
-also lets psycopg prepare it on each connection after a few uses. At most one message per
+page view of the shop: no Python loop over the table. At most one message per
 placement comes back; the priority is *a message for this very customer
 before one for anybody, then the newest, then the highest id* — stable, so a
 visitor is not shown a different banner on every page.
+
+On PostgreSQL the statement is compiled once to psycopg's SQL text and run on
+the driver's cursor, outside a transaction, on a connection that is not pinged
+first (``Store.read``): SQLAlchemy's per-execution work, an ``IN`` list
+re-rendered for every request and the pool's ping, BEGIN and ROLLBACK round
+trips cost several times the query itself (``bench/README.md``). One
+unchanging text also lets psycopg prepare it on each connection after a few
+uses.
 
 Path globs (``targeting.path``) know ``*`` (any run of characters, ``/``
 included) and ``?`` (one character); everything else is literal, on both
@@ -138,8 +141,8 @@ async def list_messages(
     customer = optional_customer(request)
 
     def lookup() -> bytes:
-        with ctx.store.read() as conn:
-            rows = targeted(
+        rows = ctx.store.read(
+            lambda conn: targeted(
                 conn,
                 customer=customer,
                 visitor=visitor,
@@ -149,6 +152,7 @@ async def list_messages(
                 now=ctx.clock(),
                 max_views=ctx.api.web_max_views,
             )
+        )
         return orjson.dumps({"messages": [_message(row) for row in rows]})
 
     # This is the hot path: every page view of every visitor of the shop. The lookup is

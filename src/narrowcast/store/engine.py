@@ -13,10 +13,10 @@ See https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolatio
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -24,10 +24,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from narrowcast.store.errors import StoreError, StoreNotReady
+
+T = TypeVar("T")
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # Any 64-bit constant works; it only has to be the same in every worker.
@@ -39,6 +41,9 @@ POOL_SIZE = 16
 """Connections each process keeps open (the API's request threads, the worker's loops)."""
 POOL_OVERFLOW = 16
 """More, opened for a burst and closed after it."""
+READ_POOL_SIZE = 2
+"""Connections each process keeps for ``read`` (the API answers lookups one at a time
+per process, on its event loop), and as many more for a burst."""
 
 
 class Store:
@@ -70,8 +75,21 @@ class Store:
             pool_size=POOL_SIZE,
             max_overflow=POOL_OVERFLOW,
         )
+        self._reader: Engine | None = None
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
+        else:
+            # ``read``'s own small pool: autocommit, no ping on checkout, nothing to
+            # reset on return (see ``read``). No connection is opened until one is used.
+            self._reader = create_engine(
+                parsed,
+                echo=echo,
+                future=True,
+                isolation_level="AUTOCOMMIT",
+                pool_reset_on_return=None,
+                pool_size=READ_POOL_SIZE,
+                max_overflow=READ_POOL_SIZE,
+            )
 
     @property
     def dialect(self) -> str:
@@ -95,28 +113,47 @@ class Store:
             yield conn
             tx.rollback()
 
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
-        """A connection for a hot read of one statement; nothing may be written through it.
+    def read(self, statement: Callable[[Connection], T]) -> T:
+        """``statement(conn)``: a hot read of one statement; nothing may be written.
 
-        On PostgreSQL it is in autocommit mode: one statement sees one snapshot
-        either way, and leaving out BEGIN and ROLLBACK saves two of the four round
-        trips a pooled read costs (the pool's ping, BEGIN, the statement, ROLLBACK),
-        which a lookup made on every page view of a shop waits on. A write through
-        it would be committed at once: writes use ``begin()``. On SQLite it is
-        ``connect()``.
+        On PostgreSQL the connection is in autocommit mode and is not pinged
+        first: a pooled read otherwise costs four round trips (the pool's ping,
+        BEGIN, the statement, ROLLBACK) where one does — and a lookup answered on
+        every page view of a shop waits on each. A connection that turns out dead
+        (a restarted or failed-over server) is replaced and ``statement`` run
+        again once, so callers see no more failures than with the ping — hence
+        reads only. A write through it would be committed at once: writes use
+        ``begin()``. On SQLite it is ``connect()``.
         """
-        if self.dialect != "postgresql":
+        if self._reader is None:
             with self.connect() as conn:
-                yield conn
-            return
-        with self._connect() as conn:
-            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+                return statement(conn)
+        for attempt in (1, 2):
+            with self._connect(self._reader) as conn:
+                driver = conn.connection.dbapi_connection
+                try:
+                    return statement(conn)
+                except Exception as exc:
+                    if attempt == 2 or not self._lost(exc, driver):
+                        raise
+                    conn.invalidate()
+            # The other pooled read connections date from before the loss too.
+            self._reader.dispose(close=False)
+        raise AssertionError("unreachable")
+
+    def _lost(self, exc: Exception, driver: Any) -> bool:
+        """Whether ``exc`` says the connection is gone (SQLAlchemy's or the driver's own)."""
+        if isinstance(exc, DBAPIError):
+            return exc.connection_invalidated
+        dialect = self.engine.dialect
+        return isinstance(exc, dialect.loaded_dbapi.Error) and dialect.is_disconnect(
+            exc, driver, None
+        )
 
     @contextmanager
-    def _connect(self) -> Iterator[Connection]:
+    def _connect(self, engine: Engine | None = None) -> Iterator[Connection]:
         try:
-            conn = self.engine.connect()
+            conn = (engine or self.engine).connect()
         except OperationalError as exc:
             raise StoreError(f"cannot open the database {self!r}: {exc.orig}") from exc
         with conn:
@@ -148,6 +185,8 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._reader is not None:
+            self._reader.dispose()
 
 
 def head_revision() -> str:
