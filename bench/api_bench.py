@@ -664,6 +664,12 @@ def report(results: list[Result]) -> bool:
                 f"{load.load_average[0]:.1f} -> {load.load_average[1]:.1f}"
             )
     print("(ms/request and per CPU-s: server + postgres backends; the client is this process)")
+    cpus = os.cpu_count() or 1
+    if any(max(r.web.load_average) > cpus for r in results):
+        print(
+            f"note: the load average passed the {cpus} CPUs during a web phase — its p99 then "
+            "measures the other processes' CPU use as much as the server's"
+        )
     for r in results:
         for what, load in (("ingest", r.ingest), ("web", r.web)):
             if load.failures:
