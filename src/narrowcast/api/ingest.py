@@ -396,6 +396,18 @@ def _items(body: bytes, key: str, max_batch: int) -> list[Any]:
     items = parsed[key]
     if type(items) is not list:
         raise _body_error(key, f"expected an array of objects, got {_JSON_NAMES[type(items)]}")
+    if b"\\u0000" in body:  # only then walk the items: the store cannot hold a NUL
+        refused = [
+            {
+                "index": index,
+                "field": where,
+                "message": f"{where}: contains a NUL character (\\u0000)",
+            }
+            for index, item in enumerate(items)
+            for where in _nul_fields(item, "")
+        ]
+        if refused:
+            raise HTTPException(422, refused)
     if len(items) > max_batch:
         raise HTTPException(
             413,
@@ -409,6 +421,21 @@ def _items(body: bytes, key: str, max_batch: int) -> list[Any]:
             ],
         )
     return items
+
+
+def _nul_fields(value: Any, where: str) -> list[str]:
+    """Where ``value`` (a decoded JSON item) holds a NUL in a key or a string."""
+    if isinstance(value, str):
+        return [where or "(item)"] if "\x00" in value else []
+    if isinstance(value, dict):
+        found = []
+        for key, inner in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            found += [path] if "\x00" in str(key) else _nul_fields(inner, path)
+        return found
+    if isinstance(value, list):
+        return [f for i, inner in enumerate(value) for f in _nul_fields(inner, f"{where}[{i}]")]
+    return []
 
 
 def _body_error(field: str | None, message: str) -> HTTPException:
