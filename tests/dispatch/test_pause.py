@@ -1,4 +1,4 @@
-"""Pausing a channel while another loop or worker pauses it too.
+"""Pausing a channel: nothing of it is claimed, and two pauses at once both succeed.
 
 Two dispatch loops refused by the provider at the same moment both pause the
 channel; the second must not fail (its results are recorded in the same
@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert
 
 from narrowcast.dispatch.outbox import Outbox
 from narrowcast.store import Store
-from narrowcast.store.schema import channel_pauses
+from narrowcast.store.bulk import insert_columns
+from narrowcast.store.schema import channel_pauses, outbox
+from tests.dispatch.test_batch_statements import _row, _run
 
 NOW = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
 
@@ -34,3 +36,15 @@ def test_a_pause_waits_for_a_concurrent_pause_and_then_wins(store: Store) -> Non
         second.result(timeout=60)
     assert mine.paused() == {"email": ("401 for b", NOW)}
     assert mine.resume("email") and mine.paused() == {}
+
+
+def test_a_paused_channel_claims_nothing_until_resumed(store: Store) -> None:
+    run = _run(store, 3)
+    with store.begin() as conn:
+        insert_columns(conn, outbox, [_row(run, i, 1.0) for i in range(3)])
+    box = Outbox(store, "worker-a")
+    box.pause("email", "401", NOW)
+    at = NOW + timedelta(minutes=1)
+    assert box.claim("email", 10, at, timedelta(minutes=1)) == []
+    assert box.resume("email")
+    assert len(box.claim("email", 10, at, timedelta(minutes=1))) == 3

@@ -135,8 +135,7 @@ class Dispatcher:
         failures = 0
         while not self.stopping.is_set():
             try:
-                paused = await asyncio.to_thread(self.outbox.paused)
-                done = 0 if channel in paused else await self.batch(channel)
+                done = await self.batch(channel)  # nothing while the channel is paused
                 failures = 0
             except Exception as exc:
                 # The database briefly away, a driver hiccup: nothing is lost (leases
