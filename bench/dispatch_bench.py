@@ -124,13 +124,27 @@ def run_workers(
     machine = busy_cpu_seconds() - busy
     after = server_cpu_seconds(store)
     server = sum(t - before.get(pid, 0.0) for pid, t in after.items()) if after else None
-    peaks, cpu = [], []
+    peaks = [peak_rss_mb(process.pid) for process in processes]
+    cpu = []
     for process in processes:
         process.send_signal(signal.SIGTERM)
         _, _, usage = os.wait4(process.pid, 0)
-        peaks.append(usage.ru_maxrss / 1000)
         cpu.append(usage.ru_utime + usage.ru_stime)
     return seconds, peaks, cpu, machine, server
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The peak resident set of the running program ``pid`` (VmHWM), in MB.
+
+    Not ``ru_maxrss`` from ``wait4``: Linux carries the peak of the process image
+    the worker was forked from across ``exec``, so it reported this bench's own
+    peak (the ceiling's request bodies, the customers it wrote) — 274 MB for a
+    worker whose own peak was about 160 MB.
+    """
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1000
+    raise RuntimeError(f"no VmHWM for process {pid}")
 
 
 async def ceiling(fake: FakeSendGrid, size: int, concurrency: int = 8) -> float:
