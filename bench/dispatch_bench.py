@@ -16,6 +16,7 @@ Usage (from the repository root)::
     .venv/bin/python bench/dispatch_bench.py                       # 100,000 messages
     .venv/bin/python bench/dispatch_bench.py --messages 20000 --only sqlite
     .venv/bin/python bench/dispatch_bench.py --only postgresql --workers 1
+    .venv/bin/python bench/dispatch_bench.py --repeat 3       # best of 3 interleaved rounds
 
 Besides wall-clock rates it prints CPU time, which another engineer's
 benchmark on the same two cores disturbs much less: each worker's own CPU
@@ -224,6 +225,48 @@ def drop(name: str) -> None:
     admin.dispose()
 
 
+def measure(
+    database: str, workers: int, fake: FakeSendGrid, messages: int, top: float
+) -> tuple[float, bool]:
+    """One run on a fresh store, printed; its messages/s and whether it met the targets."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        name = None
+        if database == "sqlite":
+            store = sqlite_store(folder)
+        else:
+            store, name = postgres_store()
+        try:
+            run = run_workers(folder, store, fake, messages, workers)
+            sent = len(fake.outbox_ids)
+        finally:
+            store.dispose()
+            if name:
+                drop(name)
+        fake.accepted.clear()
+    rate = sent / run.seconds
+    ok = rate >= TARGET_RATE and rate / top >= TARGET_RATIO and max(run.peaks) < TARGET_RSS_MB
+    print(
+        f"  {database:10s} {workers} worker(s): {sent:,} sent in {run.seconds:.1f} s = "
+        f"{rate:,.0f}/s, {rate / top:.2f} of the ceiling, peak RSS "
+        f"{', '.join(f'{p:.0f}' for p in run.peaks)} MB  {'PASS' if ok else 'FAIL'}"
+    )
+    cpu = sum(run.cpu)
+    print(
+        f"  {'':10s} {'':10s}  worker CPU {cpu:.1f} s "
+        f"({', '.join(f'{c:.1f}' for c in run.cpu)}) = {sent / cpu:,.0f} messages per "
+        f"worker CPU s; machine busy {run.machine:.1f} CPU s = "
+        f"{sent / run.machine:,.0f} per CPU s; load average {os.getloadavg()[0]:.2f}"
+    )
+    server = f"PostgreSQL backends {run.server:.1f} CPU s, " if run.server else ""
+    print(
+        f"  {'':10s} {'':10s}  {server}fake SendGrid and polling {run.bench:.1f} CPU s; "
+        f"workers + database {sent / (cpu + (run.server or 0)):,.0f} messages per CPU s",
+        flush=True,
+    )
+    return rate, ok
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=100_000)
@@ -234,6 +277,12 @@ def main() -> int:
         action="append",
         help="PostgreSQL worker counts to run (repeatable; default 1, 2 and 4)",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of every run, interleaved; the targets are judged on each one's best",
+    )
     args = parser.parse_args()
     os.environ["SG_KEY"] = KEY
     print(
@@ -241,7 +290,6 @@ def main() -> int:
         f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f}; "
         f"{args.messages:,} customers (10 % holdout)"
     )
-    met = True
     with FakeSendGrid(api_key=KEY) as fake:
         top = asyncio.run(ceiling(fake, args.messages))
         fake.accepted.clear()
@@ -251,54 +299,31 @@ def main() -> int:
             runs.append(("sqlite", 1))
         if args.only in (None, "postgresql"):
             runs += [("postgresql", n) for n in sorted(set(args.workers or (1, 2, 4)))]
-        rates: dict[tuple[str, int], float] = {}
-        for database, workers in runs:
-            with tempfile.TemporaryDirectory() as tmp:
-                folder = Path(tmp)
-                name = None
-                if database == "sqlite":
-                    store = sqlite_store(folder)
-                else:
-                    store, name = postgres_store()
-                try:
-                    run = run_workers(folder, store, fake, args.messages, workers)
-                    sent = len(fake.outbox_ids)
-                finally:
-                    store.dispose()
-                    if name:
-                        drop(name)
-                fake.accepted.clear()
-            rate = sent / run.seconds
-            rates[(database, workers)] = rate
-            ok = (
-                rate >= TARGET_RATE
-                and rate / top >= TARGET_RATIO
-                and max(run.peaks) < TARGET_RSS_MB
-            )
-            met &= ok
+        # Rounds rather than each run N times in a row: whatever else the machine does
+        # in a stretch of time then falls on all of them alike.
+        results: dict[tuple[str, int], list[tuple[float, bool]]] = {run: [] for run in runs}
+        for round_ in range(args.repeat):
+            if args.repeat > 1:
+                print(f"  round {round_ + 1} of {args.repeat}")
+            for database, workers in runs:
+                results[(database, workers)].append(
+                    measure(database, workers, fake, args.messages, top)
+                )
+    best = {run: max(results[run]) for run in runs}
+    met = all(ok for _, ok in best.values())
+    if args.repeat > 1:
+        for (database, workers), (rate, ok) in best.items():
+            every = ", ".join(f"{r:,.0f}" for r, _ in results[(database, workers)])
             print(
-                f"  {database:10s} {workers} worker(s): {sent:,} sent in {run.seconds:.1f} s = "
-                f"{rate:,.0f}/s, {rate / top:.2f} of the ceiling, peak RSS "
-                f"{', '.join(f'{p:.0f}' for p in run.peaks)} MB  {'PASS' if ok else 'FAIL'}"
+                f"  best of {args.repeat}: {database} {workers} worker(s) {rate:,.0f}/s "
+                f"{'PASS' if ok else 'FAIL'} (every run: {every})"
             )
-            cpu = sum(run.cpu)
-            print(
-                f"  {'':10s} {'':10s}  worker CPU {cpu:.1f} s "
-                f"({', '.join(f'{c:.1f}' for c in run.cpu)}) = {sent / cpu:,.0f} messages per "
-                f"worker CPU s; machine busy {run.machine:.1f} CPU s = "
-                f"{sent / run.machine:,.0f} per CPU s; load average {os.getloadavg()[0]:.2f}"
-            )
-            server = f"PostgreSQL backends {run.server:.1f} CPU s, " if run.server else ""
-            print(
-                f"  {'':10s} {'':10s}  {server}fake SendGrid and polling {run.bench:.1f} CPU s; "
-                f"workers + database {sent / (cpu + (run.server or 0)):,.0f} messages per CPU s"
-            )
-        one = rates.get(("postgresql", 1))
-        more = [n for database, n in rates if database == "postgresql" and n > 1]
-        if one and more:
-            never_slower = all(rates[("postgresql", n)] >= 0.9 * one for n in more)
-            met &= never_slower
-            print(f"  more workers never slower than one: {'PASS' if never_slower else 'FAIL'}")
+    one = best.get(("postgresql", 1))
+    more = [n for database, n in runs if database == "postgresql" and n > 1]
+    if one and more:
+        never_slower = all(best[("postgresql", n)][0] >= 0.9 * one[0] for n in more)
+        met &= never_slower
+        print(f"  more workers never slower than one: {'PASS' if never_slower else 'FAIL'}")
     print(
         f"targets: ≥ {TARGET_RATE:,}/s, ≥ {TARGET_RATIO} of the ceiling, RSS < "
         f"{TARGET_RSS_MB:.0f} MB; load average at the end {os.getloadavg()[0]:.2f}"
