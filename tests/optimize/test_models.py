@@ -14,15 +14,23 @@ from narrowcast.optimize.beta import (
     best_probabilities,
     decay,
     flat,
-    pick,
+    pick_cumulative,
     smooth_circular,
     with_floor,
 )
-from narrowcast.optimize.control import in_control, period
+from narrowcast.optimize.control import ControlGroup, period
 from narrowcast.optimize.variants import Arm, allocate
 from narrowcast.planning.settings import ControlSettings, LearningSettings
 
 SETTINGS = LearningSettings()
+
+
+def pick(shares: np.ndarray, u: float) -> int:
+    return pick_cumulative(np.cumsum(shares).tolist(), u)
+
+
+def in_control(customer_id: str, now: datetime, settings: ControlSettings) -> bool:
+    return ControlGroup(settings, now).holds(customer_id)
 
 
 def test_best_probabilities_match_the_closed_form_for_two_options() -> None:

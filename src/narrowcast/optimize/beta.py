@@ -114,30 +114,21 @@ def with_floor(probabilities: Array, floor: float) -> Array:
     return np.asarray((1.0 - floor) * probabilities + floor / size, dtype=np.float64)
 
 
-def pick(probabilities: Array, u: float) -> int:
-    """The option whose slice of [0, 1) holds ``u`` (inverse of the cumulative shares)."""
-    cumulative = np.cumsum(probabilities)
-    index = int(np.searchsorted(cumulative, u * cumulative[-1], side="right"))
-    return min(index, len(probabilities) - 1)
-
-
 def pick_cumulative(cumulative: Sequence[float], u: float) -> int:
-    """``pick`` from cumulative shares already summed (a plan sums each set once)."""
+    """The option whose slice of [0, 1) holds ``u``, from the cumulative shares (the inverse
+    of their distribution; a plan sums each set of shares once)."""
     return min(bisect_right(cumulative, u * cumulative[-1]), len(cumulative) - 1)
 
 
-def unit(*parts: str) -> float:
-    """A stable uniform number in [0, 1) for these strings (the same on every run)."""
-    return unit_of(prefix(*parts[:-1]), parts[-1])
-
-
 def prefix(*parts: str) -> bytes:
-    """The hashed prefix of ``unit(*parts, ident)``, to compute once for many idents."""
+    """The start of what ``unit_of`` hashes: the parts, each ended by a NUL, computed once for
+    many idents."""
     return "".join(part + "\x00" for part in parts).encode()
 
 
 def unit_of(start: bytes, ident: str) -> float:
-    """``unit(*parts, ident)`` given ``prefix(*parts)``."""
+    """A stable uniform number in [0, 1) for ``ident`` after ``prefix(*parts)`` (the same on
+    every run)."""
     digest = blake2b(start + ident.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 
@@ -161,11 +152,9 @@ __all__ = [
     "best_probabilities_each",
     "decay",
     "flat",
-    "pick",
     "pick_cumulative",
     "prefix",
     "smooth_circular",
-    "unit",
     "unit_of",
     "with_floor",
 ]

@@ -21,11 +21,6 @@ def period(now: datetime, settings: ControlSettings) -> int:
     return int(now.timestamp() // (86400 * settings.reshuffle_days))
 
 
-def in_control(customer_id: str, now: datetime, settings: ControlSettings) -> bool:
-    """Whether the customer is in the global control group as of ``now``."""
-    return ControlGroup(settings, now).holds(customer_id)
-
-
 class ControlGroup:
     """The global control group as of one instant (its period's hash prefix, once)."""
 
@@ -39,4 +34,4 @@ class ControlGroup:
         return self.share > 0 and unit_of(self._prefix, customer_id) < self.share
 
 
-__all__ = ["ControlGroup", "in_control", "period"]
+__all__ = ["ControlGroup", "period"]

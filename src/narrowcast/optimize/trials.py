@@ -35,7 +35,7 @@ from sqlalchemy import (
     select,
 )
 
-from narrowcast.optimize.beta import Array
+from narrowcast.optimize.beta import Array, decay
 from narrowcast.planning.settings import LearningSettings
 from narrowcast.segments.language import parse_duration
 from narrowcast.segments.sql import PlusInterval, json_property
@@ -125,13 +125,14 @@ def read_trials(
     retired = Goal(None, parse_duration(DEFAULT_WINDOW))
     queries = [_query(members, name, goal, since, now) for name, goal in goals.items()]
     queries.append(_query(members, None, retired, since, now, exclude=tuple(goals)))
-    half_life = settings.half_life_days
     rows = log.rows
+    # One entry per trial; the arithmetic happens on the arrays once every row is read.
     who: list[int] = []
+    """The trial's member row in ``log.rows``, or -1 outside the audience."""
     channel_of: list[int] = []
     hour_of: list[int] = []
-    weights: list[float] = []
-    rewards: list[float] = []
+    ages: list[float] = []
+    rewarded_of: list[bool] = []
     for query in queries:
         for customer_id, channel, sent_at, zone_name, mine, rewarded in conn.execute(query):
             ch = index.get(channel)
@@ -142,25 +143,30 @@ def read_trials(
             hour = hours.get(hour_key)
             if hour is None:
                 hour = hours[hour_key] = utc.astimezone(zones(zone_name)).hour
-            age = (now - utc).total_seconds() / 86400.0
-            weight = 0.5 ** (max(age, 0.0) / half_life)  # beta.decay, for one trial
-            reward = weight if rewarded else 0.0
-            log.everyone.sends[ch, hour] += weight
-            log.everyone.responses[ch, hour] += reward
+            row = -1
             if mine:
-                log.audience.sends[ch, hour] += weight
-                log.audience.responses[ch, hour] += reward
-                row = rows.get(customer_id)
-                if row is None:
+                row = rows.get(customer_id, -1)
+                if row < 0:
                     row = rows[customer_id] = len(rows)
-                who.append(row)
-                channel_of.append(ch)
-                hour_of.append(hour)
-                weights.append(weight)
-                rewards.append(reward)
-    member = np.array(who, dtype=np.intp)
-    by_hour = (member, np.array(hour_of, dtype=np.intp))
-    by_channel = (member, np.array(channel_of, dtype=np.intp))
+            who.append(row)
+            channel_of.append(ch)
+            hour_of.append(hour)
+            ages.append((now - utc).total_seconds() / 86400.0)
+            rewarded_of.append(bool(rewarded))
+    weights = decay(np.array(ages), settings.half_life_days)
+    rewards = np.where(np.array(rewarded_of, dtype=bool), weights, 0.0)
+    channel = np.array(channel_of, dtype=np.intp)
+    hour_index = np.array(hour_of, dtype=np.intp)
+    np.add.at(log.everyone.sends, (channel, hour_index), weights)
+    np.add.at(log.everyone.responses, (channel, hour_index), rewards)
+    inside = np.array(who, dtype=np.intp) >= 0
+    member = np.array(who, dtype=np.intp)[inside]
+    channel, hour_index = channel[inside], hour_index[inside]
+    weights, rewards = weights[inside], rewards[inside]
+    np.add.at(log.audience.sends, (channel, hour_index), weights)
+    np.add.at(log.audience.responses, (channel, hour_index), rewards)
+    by_hour = (member, hour_index)
+    by_channel = (member, channel)
     size = len(rows)
     log.hour_sends, log.hour_responses = np.zeros((size, 24)), np.zeros((size, 24))
     log.channel_sends = np.zeros((size, len(channels)))

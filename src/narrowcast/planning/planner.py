@@ -41,14 +41,13 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from hashlib import blake2b
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Select, and_, exists, func, literal, not_, select
 
 from narrowcast.campaigns.model import Campaign, clock
-from narrowcast.optimize.beta import unit_of
+from narrowcast.optimize.beta import prefix, unit_of
 from narrowcast.optimize.control import ControlGroup
 from narrowcast.optimize.learner import Learner
 from narrowcast.optimize.trials import Goal
@@ -151,8 +150,8 @@ class _Assignment:
 
     def __init__(self, campaign: Campaign, learner: Learner) -> None:
         self.holdout = campaign.holdout
-        self.prefix_holdout = f"{campaign.name}\x00holdout\x00".encode()
-        self.prefix_variant = f"{campaign.name}\x00variant\x00".encode()
+        self.prefix_holdout = prefix(campaign.name, "holdout")
+        self.prefix_variant = prefix(campaign.name, "variant")
         allocation = learner.allocation
         if allocation is not None:
             weights = allocation.weights
@@ -761,12 +760,10 @@ def _assign(
 ) -> tuple[bool, str | None, float | None]:
     """Holdout and variant from a stable hash of (campaign, customer)."""
     a = assignment
-    ident = customer_id.encode()
     # A draw is in [0, 1): with no holdout it cannot fall below it, so skip the hash.
     draw = 1.0
     if a.holdout > 0 or notes is not None:
-        digest = blake2b(a.prefix_holdout + ident, digest_size=8).digest()
-        draw = int.from_bytes(digest, "big") / 2**64  # as _unit, without the call
+        draw = unit_of(a.prefix_holdout, customer_id)
     if draw < a.holdout:
         if notes is not None:
             notes.append(("holdout", f"holdout (hash {draw:.3f} < {a.holdout})"))
@@ -775,7 +772,7 @@ def _assign(
         if notes is not None:
             notes.append(("holdout", f"treated (hash {draw:.3f} ≥ holdout {a.holdout})"))
         return False, None, None
-    pick = _unit(a.prefix_variant + ident) * a.total
+    pick = unit_of(a.prefix_variant, customer_id) * a.total
     chosen = a.names[-1]
     weight = a.weights[-1]
     for name, bound, share in zip(a.names, a.bounds, a.weights, strict=True):
@@ -789,11 +786,6 @@ def _assign(
         note = f"variant '{chosen}' (hash {pick / a.total:.3f} over shares {weights}; {a.why})"
         notes.append(("holdout", note))
     return False, chosen, weight / a.total
-
-
-def _unit(data: bytes) -> float:
-    digest = blake2b(data, digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
 
 
 def _iso(instant: datetime | None) -> str:
