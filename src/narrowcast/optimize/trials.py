@@ -179,16 +179,25 @@ def read_trials(
     return log
 
 
+def goal_after(
+    event: str, window: timedelta, customer: ColumnElement[Any], after: ColumnElement[Any]
+) -> tuple[Any, ColumnElement[bool]]:
+    """The ``event`` rows of ``customer`` in (``after``, ``after`` + ``window``]: an alias
+    of ``events`` and the condition on it, for an EXISTS or a sum of their values."""
+    g = events.alias("goal")
+    condition = and_(
+        g.c.type == event,
+        g.c.customer_id == customer,
+        g.c.ts > after,
+        g.c.ts <= PlusInterval(after, literal(window.total_seconds())),
+    )
+    return g, condition
+
+
 def reached(event: str, window: timedelta) -> Exists:
     """Whether the customer of an outbox row had ``event`` within ``window`` after it was sent."""
-    o = outbox
-    g = events.alias("goal")
-    return exists().where(
-        g.c.type == event,
-        g.c.customer_id == o.c.customer_id,
-        g.c.ts > o.c.sent_at,
-        g.c.ts <= PlusInterval(o.c.sent_at, literal(window.total_seconds())),
-    )
+    _, condition = goal_after(event, window, outbox.c.customer_id, outbox.c.sent_at)
+    return exists().where(condition)
 
 
 def _query(
@@ -226,4 +235,4 @@ def _query(
     )
 
 
-__all__ = ["CLICK", "Counts", "Goal", "TrialLog", "reached", "read_trials"]
+__all__ = ["CLICK", "Counts", "Goal", "TrialLog", "goal_after", "reached", "read_trials"]

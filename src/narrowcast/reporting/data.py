@@ -31,9 +31,10 @@ from sqlalchemy import ColumnElement, Connection, and_, case, exists, func, lite
 from sqlalchemy.sql.selectable import NamedFromClause
 
 from narrowcast.campaigns.model import Campaign
+from narrowcast.optimize.trials import goal_after
 from narrowcast.segments.language import parse_duration
 from narrowcast.segments.membership import Flow, flow, snapshot_instants
-from narrowcast.segments.sql import PlusInterval, UtcDay, json_property
+from narrowcast.segments.sql import UtcDay, json_property
 from narrowcast.store.schema import Instant, events, outbox, segment_evaluations
 from narrowcast.worker.report import Comparison
 from narrowcast.worker.report import report as campaign_report
@@ -180,15 +181,9 @@ def _responded(s: NamedFromClause, campaign: Campaign | None) -> ColumnElement[b
     )
     if campaign is None or campaign.goal is None:
         return clicked
-    window = parse_duration(campaign.attribution_window).total_seconds()
-    g = events.alias("goal")
-    converted = exists().where(
-        g.c.type == campaign.goal,
-        g.c.customer_id == s.c.customer_id,
-        g.c.ts > s.c.ts,
-        g.c.ts <= PlusInterval(s.c.ts, literal(window)),
-    )
-    return or_(clicked, converted)
+    window = parse_duration(campaign.attribution_window)
+    _, converted = goal_after(campaign.goal, window, s.c.customer_id, s.c.ts)
+    return or_(clicked, exists().where(converted))
 
 
 def _hour(value: object) -> int | None:

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Protocol
 from sqlalchemy import Connection, and_, case, exists, func, literal, or_, select
 
 from narrowcast.campaigns.model import Campaign
+from narrowcast.optimize.trials import goal_after
 from narrowcast.optimize.uplift import (
     MISMATCH_P,
     Difference,
@@ -499,15 +500,10 @@ def distribution(conn: Connection, scope: Scope) -> Distribution | None:
 
 def converting(campaign: Campaign) -> Any:
     """(converted?, revenue) expressions for an outbox row of ``campaign``."""
-    o = outbox
+    assert campaign.goal is not None
     window = parse_duration(campaign.attribution_window)
-    e = events.alias("goal")
-    after = and_(
-        e.c.type == campaign.goal,
-        e.c.customer_id == o.c.customer_id,
-        e.c.ts > o.c.send_at,
-        e.c.ts <= PlusInterval(o.c.send_at, literal(window.total_seconds())),
-    )
+    # From the planned send time: holdout rows are never sent, and are measured the same way.
+    e, after = goal_after(campaign.goal, window, outbox.c.customer_id, outbox.c.send_at)
     converted = exists().where(after)
     revenue = select(func.coalesce(func.sum(e.c.value), 0.0)).where(after).scalar_subquery()
     return converted, revenue
