@@ -14,7 +14,7 @@ from sqlalchemy import insert, select
 
 from narrowcast.campaigns.model import Campaign
 from narrowcast.dispatch.gate import Gate
-from narrowcast.dispatch.outbox import Claimed
+from narrowcast.dispatch.outbox import CLAIMED_COLUMNS, Claimed
 from narrowcast.planning.settings import FrequencySettings, PlanningSettings
 from narrowcast.segments.definitions import load_definitions
 from narrowcast.store import Store
@@ -98,23 +98,7 @@ def _write(store: Store) -> list[Claimed]:
                     }
                 )
         insert_columns(conn, outbox, rows)
-        o = outbox
-        claimed = conn.execute(
-            select(
-                o.c.id,
-                o.c.campaign,
-                o.c.customer_id,
-                o.c.variant,
-                o.c.channel,
-                o.c.purpose,
-                o.c.priority,
-                o.c.attempts,
-                o.c.send_at,
-                o.c.expires_at,
-                o.c.trigger_at,
-                o.c.created_at,
-            ).where(o.c.state == "claimed")
-        ).all()
+        claimed = conn.execute(select(*CLAIMED_COLUMNS).where(outbox.c.state == "claimed")).all()
     return [Claimed(*row) for row in claimed]
 
 

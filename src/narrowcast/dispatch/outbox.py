@@ -120,6 +120,10 @@ class Outcome:
     """False when no provider was called (skipped before sending): no delivery row."""
 
 
+CLAIMED_COLUMNS = tuple(outbox.c[name] for name in Claimed.__dataclass_fields__)
+"""The outbox columns a ``Claimed`` is made of, in its fields' order."""
+
+
 def _claim_statement() -> Any:
     """``Outbox.claim``'s statement, built once: an idle loop runs it every second, and
     building its CTEs was most of an idle worker's CPU time."""
@@ -149,20 +153,7 @@ def _claim_statement() -> Any:
             attempts=o.c.attempts + 1,
             updated_at=now,
         )
-        .returning(
-            o.c.id,
-            o.c.campaign,
-            o.c.customer_id,
-            o.c.variant,
-            o.c.channel,
-            o.c.purpose,
-            o.c.priority,
-            o.c.attempts,
-            o.c.send_at,
-            o.c.expires_at,
-            o.c.trigger_at,
-            o.c.created_at,
-        )
+        .returning(*CLAIMED_COLUMNS)
     )
 
 
@@ -629,4 +620,4 @@ def _sent_event(outcome: Outcome, now: datetime) -> dict[str, Any]:
     }
 
 
-__all__ = ["CLAIMABLE", "REPEATABLE", "Claimed", "Outbox", "Outcome"]
+__all__ = ["CLAIMABLE", "CLAIMED_COLUMNS", "REPEATABLE", "Claimed", "Outbox", "Outcome"]
